@@ -1,0 +1,288 @@
+"""The `mengzi` command. Each subcommand is a plain function over a dataclass config:
+
+    mengzi presets                          list every Mengzi variant
+    mengzi init PRESET OUT                  random-init checkpoint + tokenizer (safetensors)
+    mengzi tokenizer train --kind t5 ...    train a WordPiece or SentencePiece tokenizer
+    mengzi info MODEL [--text ...]          what a checkpoint holds, and how it tokenizes/segments a text
+    mengzi data check                       is the data folder complete (and what to download if not)
+
+Flags override fields; `--config FILE.yaml` (a recipe) sets many at once. Heavy libraries load inside the
+functions, so `mengzi --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from . import __version__
+from .config import ConfigError, add_arguments, option, resolve
+from .data import MissingDataError
+from .tokenizer.normalize import NormalizerConfig
+
+log = logging.getLogger("mengzi")
+
+
+# ------------------------------------------------------------------------------------------------------ presets
+@dataclass
+class PresetsConfig:
+    family: str = option("", "only presets of this family (bert, t5, gpt-neo, oscar)")
+
+
+def presets(cfg: PresetsConfig) -> list[str]:
+    from .models.presets import PRESETS
+
+    rows = [p for p in PRESETS.values() if not cfg.family or p.family == cfg.family]
+    print(f"{'preset':24} {'family':8} {'layers':>7} {'hidden':>6} {'vocab':>7}  {'Langboat checkpoint':30} description")
+    for p in rows:
+        c = p.config
+        layers = c.get("num_hidden_layers") or c.get("num_layers")
+        if p.family == "t5":
+            layers = f"{c['num_layers']}+{c['num_decoder_layers']}"
+        hidden = c.get("hidden_size") or c.get("d_model")
+        vocab = c.get("vocab_size") or "tok"
+        print(f"{p.name:24} {p.family:8} {layers!s:>7} {hidden!s:>6} {vocab!s:>7}  {p.hub_id or '-':30} {p.description}")
+    return [p.name for p in rows]
+
+
+# --------------------------------------------------------------------------------------------------------- init
+@dataclass
+class InitConfig:
+    preset: str = option("mengzi-bert-tiny", "preset name (see `mengzi presets`)")
+    out: str = option("", "output folder")
+    tokenizer: str = option("", "tokenizer folder or file; default: the preset's (data:vocab/...)")
+    task: str = option("", "head to build (masked-lm, seq2seq-lm, causal-lm, base, ...); default: pre-training")
+    seed: int = option(0, "random seed for the initial weights")
+    data: str = option("", "data folder (default $DATA or ../shared/data)")
+    overwrite: bool = option(False, "replace an existing output folder")
+
+
+def init(cfg: InitConfig) -> Path:
+    from .models.load import init_model, save_pretrained
+
+    if not cfg.out:
+        raise ConfigError("init needs an output folder: mengzi init PRESET OUT")
+    model, tokenizer = init_model(cfg.preset, tokenizer=cfg.tokenizer or None, task=cfg.task or None, seed=cfg.seed,
+                                  data=cfg.data or None)
+    out = save_pretrained(model, tokenizer, cfg.out, overwrite=cfg.overwrite)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"{cfg.preset}: {type(model).__name__}, {n / 1e6:.2f}M parameters, vocab {len(tokenizer)} -> {out}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tokenizer train
+@dataclass
+class TokenizerTrainConfig:
+    kind: Literal["wordpiece", "t5", "gpt"] = option("t5", "wordpiece (BERT vocab.txt), t5 (unigram + 100 "
+                                                     "sentinels) or gpt (unigram, HF-loadable)")
+    input: list[str] = option([], "text files, folders or globs (.txt one document a line, .jsonl with a text field)")
+    out: str = option("", "output tokenizer folder")
+    vocab_size: int = option(32128, "final vocab size (t5: including the 100 sentinels)")
+    model_type: Literal["unigram", "bpe"] = option("unigram", "SentencePiece algorithm (t5/gpt)")
+    character_coverage: float = option(0.9995, "share of characters SentencePiece must cover (Chinese: 0.9995)")
+    min_frequency: int = option(2, "WordPiece: minimum pair frequency")
+    text_field: str = option("text", "field holding the text in .jsonl input")
+    max_texts: int = option(0, "read at most this many texts (0: all)")
+    seed: int = option(0, "sampling seed")
+    normalize: NormalizerConfig = option(NormalizerConfig(), "corpus normaliser applied before training")
+    data: str = option("", "data folder for data:REL inputs (default $DATA or ../shared/data)")
+    overwrite: bool = option(False, "replace an existing output folder")
+
+
+def tokenizer_train(cfg: TokenizerTrainConfig) -> Path:
+    import itertools
+
+    from tqdm import tqdm
+
+    from . import atomic
+    from .data import resolve as resolve_data
+    from .textfiles import ReadStats, iter_texts
+    from .tokenizer.normalize import Normalizer
+
+    if not cfg.input or not cfg.out:
+        raise ConfigError("tokenizer train needs --input FILE... and --out FOLDER")
+    stats = ReadStats()
+    paths = [resolve_data(p, cfg.data or None) for p in cfg.input]
+    texts = iter_texts(paths, text_field=cfg.text_field, stats=stats)
+    if cfg.max_texts:
+        texts = itertools.islice(texts, cfg.max_texts)
+    normalizer = Normalizer(cfg.normalize)
+    if normalizer.active:
+        texts = map(normalizer, texts)
+    texts = tqdm(texts, desc="reading texts", unit=" texts", mininterval=2)
+    with atomic.folder(cfg.out, overwrite=cfg.overwrite) as tmp:
+        if cfg.kind == "wordpiece":
+            from .tokenizer.wordpiece import save_wordpiece, train_wordpiece
+
+            tok = train_wordpiece(texts, cfg.vocab_size, min_frequency=cfg.min_frequency)
+            save_wordpiece(tok, tmp)
+        else:
+            from .tokenizer.sentencepiece import train_sentencepiece
+
+            tok = train_sentencepiece(texts, tmp, kind=cfg.kind, vocab_size=cfg.vocab_size,
+                                      model_type=cfg.model_type, character_coverage=cfg.character_coverage,
+                                      seed=cfg.seed)
+    print(f"{cfg.kind} tokenizer, {len(tok)} tokens, from {stats.lines} texts in {stats.files} files "
+          f"({stats.empty} empty, {stats.undecodable_lines} undecodable, {len(stats.bad_json)} bad JSON lines) "
+          f"-> {cfg.out}")
+    for problem in stats.bad_json:
+        log.warning("skipped %s", problem)
+    return Path(cfg.out)
+
+
+# --------------------------------------------------------------------------------------------------------- info
+@dataclass
+class InfoConfig:
+    model: str = option("", "model folder, preset with a checkpoint, or hub id")
+    text: str = option("", "a text to tokenize, segment and run through the model")
+    segmenter: str = option("jieba", "word segmenter for the text (jieba, char)")
+
+
+def info(cfg: InfoConfig) -> dict:
+    import torch
+
+    from .models.load import family_of, load
+    from .tokenizer import align_words_to_tokens, get_segmenter, word_spans
+
+    model, tokenizer = load(cfg.model, task="base")
+    n = sum(p.numel() for p in model.parameters())
+    summary = dict(model=cfg.model, family=family_of(model.config), cls=type(model).__name__,
+                   parameters=n, vocab=len(tokenizer), pad=tokenizer.pad_token, pad_id=tokenizer.pad_token_id)
+    for k, v in summary.items():
+        print(f"{k:12} {v}")
+    if cfg.text:
+        enc = tokenizer(cfg.text, return_offsets_mapping=True, return_tensors="pt")
+        offsets = enc.pop("offset_mapping")[0].tolist()
+        words = get_segmenter(cfg.segmenter).cut(cfg.text)
+        word_ids = align_words_to_tokens(word_spans(cfg.text, words), offsets)
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
+        print("words       ", " / ".join(words))
+        print("tokens      ", " ".join(f"{t}[{w}]" if w is not None else t for t, w in zip(tokens, word_ids)))
+        inputs = dict(enc)
+        if model.config.is_encoder_decoder:
+            inputs["decoder_input_ids"] = enc["input_ids"][:, :1]
+        with torch.no_grad():
+            hidden = model(**inputs).last_hidden_state
+        print("hidden      ", tuple(hidden.shape), f"mean {hidden.mean():.4f} std {hidden.std():.4f}")
+        summary.update(tokens=tokens, words=words, hidden_shape=tuple(hidden.shape))
+    return summary
+
+
+# --------------------------------------------------------------------------------------------------- data check
+@dataclass
+class DataCheckConfig:
+    data: str = option("", "data folder (default $DATA or ../shared/data)")
+    need: list[str] = option(["vocab/google_zh_vocab.txt", "vocab/chinese_xlnet_spiece.model", "corpus",
+                              "clue/afqmc/dev.json"], "paths under the data folder that must exist")
+
+
+def data_check(cfg: DataCheckConfig) -> Path:
+    from .data import data_dir, require
+
+    missing = []
+    for rel in cfg.need:
+        try:
+            require(rel, cfg.data or None)
+        except MissingDataError as e:
+            missing.append(str(e))
+    if missing:
+        raise MissingDataError("\n".join(missing))
+    root = data_dir(cfg.data or None)
+    print(f"data folder {root.resolve()}: all {len(cfg.need)} required paths present")
+    return root
+
+
+# ---------------------------------------------------------------------------------------- not yet available
+LATER = {
+    "pretrain": ("pre-training (MLM/WWM/SOP/POS, span corruption, causal LM, distillation)", 3),
+    "finetune": ("fine-tuning on your own CSV/TSV/JSONL data", 4),
+    "clue": ("the CLUE harness (run, submit, validate)", 4),
+    "export": ("ONNX export and optimisation", 5),
+    "predict": ("the ONNX Runtime predictor", 5),
+    "serve": ("the HTTP server", 5),
+}
+
+
+class NotAvailableYet(RuntimeError):
+    pass
+
+
+def _not_yet(name: str) -> Callable:
+    what, issue = LATER[name]
+
+    def run(_args) -> None:
+        raise NotAvailableYet(f"`mengzi {name}` is not available yet: {what} arrives with issue #{issue}")
+
+    return run
+
+
+# ------------------------------------------------------------------------------------------------------- parser
+COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
+    # name: (function, config class, help, positional fields)
+    "presets": (presets, PresetsConfig, "list every Mengzi variant", ()),
+    "init": (init, InitConfig, "random-init checkpoint + tokenizer from a preset", ("preset", "out")),
+    "info": (info, InfoConfig, "describe a checkpoint; tokenize, segment and encode a text", ("model",)),
+}
+GROUPS = {
+    "tokenizer": {"train": (tokenizer_train, TokenizerTrainConfig, "train a WordPiece or SentencePiece tokenizer", ())},
+    "data": {"check": (data_check, DataCheckConfig, "check the data folder, say what to download", ())},
+}
+
+
+def _add_command(sub, name: str, spec) -> None:
+    func, cls, help_text, positional = spec
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    for field_name in positional:
+        p.add_argument(f"_pos_{field_name}", metavar=field_name.upper(), nargs="?")
+    add_arguments(p, cls, skip=positional)
+    p.set_defaults(func=lambda args, f=func, c=cls, pos=positional: f(
+        resolve(c, args, **{k: getattr(args, f"_pos_{k}") for k in pos})))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mengzi", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"mengzi {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, spec in COMMANDS.items():
+        _add_command(sub, name, spec)
+    for group, commands in GROUPS.items():
+        g = sub.add_parser(group, help=f"{group} commands: {', '.join(commands)}")
+        gsub = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+        for name, spec in commands.items():
+            _add_command(gsub, name, spec)
+    for name, (what, issue) in LATER.items():
+        p = sub.add_parser(name, help=f"{what} (not available yet: issue #{issue})", add_help=True)
+        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=_not_yet(name))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command not in LATER:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        args.func(args)
+    except (ConfigError, MissingDataError, NotAvailableYet, FileNotFoundError, FileExistsError, KeyError,
+            ValueError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"mengzi {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Read raw text from files, folders and globs: `.txt` (one document a line) and `.jsonl` (a text field).
+
+Small on purpose: tokenizer training needs a stream of strings; the pre-training corpus pipeline builds its
+documents, packing and statistics on top of it. Undecodable bytes are replaced and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TEXT_SUFFIXES = (".txt", ".jsonl", ".json", ".tsv")
+
+
+@dataclass
+class ReadStats:
+    """What reading saw: files, lines yielded, and the problems that did not stop it."""
+
+    files: int = 0
+    lines: int = 0
+    empty: int = 0
+    undecodable_lines: int = 0
+    bad_json: list[str] = field(default_factory=list)  # "file:line: reason", first 20 kept
+
+
+def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named by `paths`: files as given, folders recursively (text suffixes only), globs expanded."""
+    out: list[Path] = []
+    for spec in paths:
+        spec = str(spec)
+        matches = sorted(glob.glob(spec, recursive=True)) if any(c in spec for c in "*?[") else [spec]
+        if not matches:
+            raise FileNotFoundError(f"no file matches {spec!r}")
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in TEXT_SUFFIXES))
+            elif p.is_file():
+                out.append(p)
+            else:
+                raise FileNotFoundError(f"no such file or folder: {p}")
+    return out
+
+
+def iter_texts(paths: Iterable[str | os.PathLike], text_field: str = "text", tsv_column: int = -1,
+               stats: ReadStats | None = None) -> Iterator[str]:
+    """Yield non-empty texts: a line of .txt, the `text_field` of .jsonl/.json lines, a column of .tsv."""
+    stats = stats if stats is not None else ReadStats()
+    for path in expand(paths):
+        stats.files += 1
+        with open(path, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    stats.undecodable_lines += 1
+                    line = raw.decode("utf-8", errors="replace")
+                line = line.rstrip("\r\n")
+                if path.suffix in (".jsonl", ".json"):
+                    if not line.strip():
+                        stats.empty += 1
+                        continue
+                    try:
+                        value = json.loads(line)[text_field]
+                    except (json.JSONDecodeError, KeyError, TypeError) as e:
+                        if len(stats.bad_json) < 20:
+                            stats.bad_json.append(f"{path}:{lineno}: field {text_field!r}: {type(e).__name__} {e}")
+                        continue
+                    line = value if isinstance(value, str) else ""
+                elif path.suffix == ".tsv":
+                    line = line.split("\t")[tsv_column]
+                if not line.strip():
+                    stats.empty += 1
+                    continue
+                stats.lines += 1
+                yield line

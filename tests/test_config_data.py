@@ -1,0 +1,70 @@
+"""Dataclass configs <-> YAML <-> CLI flags; the missing-data message; atomic writes."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from mengzi import atomic
+from mengzi.config import ConfigError, add_arguments, dump_yaml, load_yaml, option, resolve
+from mengzi.data import MissingDataError, require
+from mengzi.tokenizer.normalize import NormalizerConfig
+
+
+@dataclass
+class Toy:
+    lr: float = option(5e-5, "peak learning rate")
+    steps: int = option(10, "optimizer steps")
+    inputs: list[str] = option([], "input files")
+    normalize: NormalizerConfig = option(NormalizerConfig(), "corpus normaliser")
+
+
+def test_yaml_round_trip_with_help_comments(tmp_path):
+    cfg = Toy(lr=1e-3, inputs=["a.txt", "语料.txt"])
+    text = dump_yaml(cfg, header="a toy recipe")
+    assert "# peak learning rate" in text and "# full-width ASCII" in text
+    (tmp_path / "toy.yaml").write_text(text, encoding="utf-8")
+    assert load_yaml(Toy, tmp_path / "toy.yaml") == cfg
+
+
+def test_yaml_errors_name_file_line_and_field(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("lr: 0.1\nsteps: many\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.yaml:2: field 'steps': expected int, got 'many'"):
+        load_yaml(Toy, path)
+    path.write_text("lr: 0.1\nnormalize:\n  strip_html: true\n  strip_htlm: false\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['strip_htlm'\]"):
+        load_yaml(Toy, path)
+
+
+def test_flags_override_yaml_which_overrides_defaults(tmp_path):
+    (tmp_path / "r.yaml").write_text("lr: 0.1\nsteps: 7\n", encoding="utf-8")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Toy)
+    args = parser.parse_args(["--config", str(tmp_path / "r.yaml"), "--steps", "9", "--no-normalize.strip-html",
+                              "--inputs", "x", "y"])
+    cfg = resolve(Toy, args)
+    assert (cfg.lr, cfg.steps, cfg.inputs) == (0.1, 9, ["x", "y"])
+    assert cfg.normalize.strip_html is False and cfg.normalize.strip_urls is True
+
+
+def test_missing_data_names_file_and_source(tmp_path):
+    with pytest.raises(MissingDataError) as err:
+        require("vocab/google_zh_vocab.txt", tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / "vocab/google_zh_vocab.txt") in message and "21128" in message and "huggingface" in message
+
+
+def test_atomic_folder_keeps_old_until_new_is_complete(tmp_path):
+    out = tmp_path / "run"
+    with atomic.folder(out) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(RuntimeError), atomic.folder(out, overwrite=True) as tmp:
+        (tmp / "a").write_text("2")
+        raise RuntimeError("killed")
+    assert (out / "a").read_text() == "1" and len(list(tmp_path.iterdir())) == 1
+    with pytest.raises(FileExistsError):
+        with atomic.folder(out):
+            pass
