@@ -145,10 +145,12 @@ class InfoConfig:
 
 def info(cfg: InfoConfig) -> dict:
     import torch
+    import transformers
 
     from .models.load import family_of, load
     from .tokenizer import align_words_to_tokens, get_segmenter, word_spans
 
+    transformers.logging.set_verbosity_error()  # loading the encoder alone drops the pre-training head: expected
     model, tokenizer = load(cfg.model, task="base")
     n = sum(p.numel() for p in model.parameters())
     summary = dict(model=cfg.model, family=family_of(model.config), cls=type(model).__name__,

@@ -1,0 +1,54 @@
+# Two commands for a fresh machine:
+#   make demo   creates .venv, installs, runs the main pipeline end to end on the data in $(DATA)
+#   make test   creates .venv, installs, runs the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+DATA   ?= ../shared/data
+RUN    ?= runs/demo
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export DATA
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# Idempotent: the venv is created once, and packages are reinstalled only when pyproject.toml changes.
+# torch goes first: the CPU build (torch==2.13.0) on machines without CUDA, so the `torch` requirement in
+# pyproject.toml is already met and pip never pulls several GB of CUDA wheels; the CUDA build where a GPU is.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	    echo "CUDA GPU found: installing the CUDA build of torch"; $(BIN)/python -m pip install -q torch; \
+	else \
+	    echo "no CUDA GPU: installing the CPU build torch==2.13.0"; $(BIN)/python -m pip install -q torch==2.13.0; \
+	fi
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# The most complete pipeline that exists today: data check -> tokenizer training -> model init from presets
+# -> load + tokenize + segment + encode real text. (Pre-training, CLUE, export join as they land.)
+demo: install
+	$(BIN)/mengzi data check
+	$(BIN)/mengzi presets
+	$(BIN)/mengzi tokenizer train --config recipes/tokenizer/t5-unigram-tiny.yaml --out $(RUN)/t5-tokenizer --overwrite
+	$(BIN)/mengzi init mengzi-bert-tiny $(RUN)/bert-tiny --overwrite
+	$(BIN)/mengzi init mengzi-t5-tiny $(RUN)/t5-tiny --tokenizer $(RUN)/t5-tokenizer --overwrite
+	$(BIN)/mengzi init mengzi-gpt-neo-tiny $(RUN)/gpt-neo-tiny --overwrite
+	$(BIN)/mengzi info $(RUN)/bert-tiny --text "孟子预训练模型由澜舟科技发布，Mengzi-BERT在CLUE上表现很好！"
+	$(BIN)/mengzi info $(RUN)/t5-tiny --text "孟子预训练模型由澜舟科技发布，Mengzi-BERT在CLUE上表现很好！"
+	@echo "demo finished: models and tokenizers in $(RUN)/"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check mengzi clue export tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/tokenizer_bench.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info .pytest_cache
