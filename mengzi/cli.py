@@ -179,8 +179,9 @@ def info(cfg: InfoConfig) -> dict:
 @dataclass
 class DataCheckConfig:
     data: str = option("", "data folder (default $DATA or ../shared/data)")
-    need: list[str] = option(["vocab/google_zh_vocab.txt", "vocab/chinese_xlnet_spiece.model", "corpus",
-                              "clue/afqmc/dev.json"], "paths under the data folder that must exist")
+    need: list[str] = option(["vocab/google_zh_vocab.txt", "vocab/chinese_xlnet_spiece.model",
+                              "corpus/uer_samples/CLUECorpusSmall_sampled.txt"],
+                             "paths under the data folder that must exist (default: what `make demo` reads)")
 
 
 def data_check(cfg: DataCheckConfig) -> Path:

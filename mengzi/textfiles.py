@@ -1,4 +1,5 @@
-"""Read raw text from files, folders and globs: `.txt` (one document a line) and `.jsonl` (a text field).
+"""Read raw text from files, folders and globs: `.txt` (one document a line), `.jsonl`/`.json` (a text field;
+`.json` may also be one JSON array of records), `.tsv` (a column).
 
 Small on purpose: tokenizer training needs a stream of strings; the pre-training corpus pipeline builds its
 documents, packing and statistics on top of it. Undecodable bytes are replaced and counted, never fatal.
@@ -52,6 +53,9 @@ def iter_texts(paths: Iterable[str | os.PathLike], text_field: str = "text", tsv
     stats = stats if stats is not None else ReadStats()
     for path in expand(paths):
         stats.files += 1
+        if path.suffix == ".json" and _starts_with(path, b"["):
+            yield from _json_array(path, text_field, stats)
+            continue
         with open(path, "rb") as f:
             for lineno, raw in enumerate(f, 1):
                 try:
@@ -78,3 +82,29 @@ def iter_texts(paths: Iterable[str | os.PathLike], text_field: str = "text", tsv
                     continue
                 stats.lines += 1
                 yield line
+
+
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(prefix)
+
+
+def _json_array(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
+    """A whole-file JSON array of records (or of strings)."""
+    try:
+        records = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
+    except json.JSONDecodeError as e:
+        stats.bad_json.append(f"{path}:{e.lineno}: not valid JSON: {e.msg}")
+        return
+    for i, record in enumerate(records):
+        text = record if isinstance(record, str) else record.get(text_field) if isinstance(record, dict) else None
+        if not isinstance(text, str):
+            if len(stats.bad_json) < 20:
+                stats.bad_json.append(f"{path}: record {i}: field {text_field!r} missing or not text")
+            continue
+        if not text.strip():
+            stats.empty += 1
+            continue
+        stats.lines += 1
+        yield text

@@ -68,3 +68,18 @@ def test_atomic_folder_keeps_old_until_new_is_complete(tmp_path):
     with pytest.raises(FileExistsError):
         with atomic.folder(out):
             pass
+
+
+def test_iter_texts_reads_every_format(tmp_path):
+    from mengzi.textfiles import ReadStats, iter_texts
+
+    (tmp_path / "a.txt").write_text("第一行\n\n第二行\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text('{"text": "甲"}\n{"other": 1}\n{"text": "乙"}\n', encoding="utf-8")
+    (tmp_path / "c.json").write_text('[{"text": "丙"}, {"text": ""}, {"title": "x"}]', encoding="utf-8")
+    (tmp_path / "d.tsv").write_text("1\t丁\n", encoding="utf-8")
+    (tmp_path / "e.txt").write_bytes("好".encode() + b"\xff\n")
+    stats = ReadStats()
+    assert list(iter_texts([tmp_path], stats=stats)) == ["第一行", "第二行", "甲", "乙", "丙", "丁", "好\ufffd"]
+    assert (stats.files, stats.lines, stats.empty, stats.undecodable_lines) == (5, 7, 2, 1)
+    assert stats.bad_json == [f"{tmp_path / 'b.jsonl'}:2: field 'text': KeyError 'text'",
+                              f"{tmp_path / 'c.json'}: record 2: field 'text' missing or not text"]

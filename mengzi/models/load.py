@@ -175,9 +175,9 @@ def load(name_or_path: str | os.PathLike, task: str | None = None, dtype: torch.
     tokenizer = load_tokenizer(folder, kind=_sp_kind(family))
     _reconcile_special_ids(config, tokenizer, family, folder)
     cls = model_class(family, task or DEFAULT_TASK.get(family, "base"))
-    model = cls.from_pretrained(folder, config=config, dtype=dtype, trust_remote_code=trust_remote_code,
-                                **model_kwargs) if cls is not MengziOscarModel else \
-        cls.from_pretrained(folder, config=config, dtype=dtype, **model_kwargs)
+    if cls is not MengziOscarModel:  # Auto classes are where remote code could be pulled in
+        model_kwargs["trust_remote_code"] = trust_remote_code
+    model = cls.from_pretrained(folder, config=config, dtype=dtype, **model_kwargs)
     model.eval()
     return model, tokenizer
 
