@@ -150,8 +150,13 @@ def info(cfg: InfoConfig) -> dict:
     from .models.load import family_of, load
     from .tokenizer import align_words_to_tokens, get_segmenter, word_spans
 
-    transformers.logging.set_verbosity_error()  # loading the encoder alone drops the pre-training head: expected
-    model, tokenizer = load(cfg.model, task="base")
+    # loading the encoder alone drops the pre-training head: expected, so no load report; restore after
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        model, tokenizer = load(cfg.model, task="base")
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     n = sum(p.numel() for p in model.parameters())
     summary = dict(model=cfg.model, family=family_of(model.config), cls=type(model).__name__,
                    parameters=n, vocab=len(tokenizer), pad=tokenizer.pad_token, pad_id=tokenizer.pad_token_id)

@@ -27,6 +27,10 @@ class ReadStats:
     undecodable_lines: int = 0
     bad_json: list[str] = field(default_factory=list)  # "file:line: reason", first 20 kept
 
+    def problem(self, message: str) -> None:
+        if len(self.bad_json) < 20:
+            self.bad_json.append(message)
+
 
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named by `paths`: files as given, folders recursively (text suffixes only), globs expanded."""
@@ -71,8 +75,7 @@ def iter_texts(paths: Iterable[str | os.PathLike], text_field: str = "text", tsv
                     try:
                         value = json.loads(line)[text_field]
                     except (json.JSONDecodeError, KeyError, TypeError) as e:
-                        if len(stats.bad_json) < 20:
-                            stats.bad_json.append(f"{path}:{lineno}: field {text_field!r}: {type(e).__name__} {e}")
+                        stats.problem(f"{path}:{lineno}: field {text_field!r}: {type(e).__name__} {e}")
                         continue
                     line = value if isinstance(value, str) else ""
                 elif path.suffix == ".tsv":
@@ -95,13 +98,12 @@ def _json_array(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
     try:
         records = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
     except json.JSONDecodeError as e:
-        stats.bad_json.append(f"{path}:{e.lineno}: not valid JSON: {e.msg}")
+        stats.problem(f"{path}:{e.lineno}: not valid JSON: {e.msg}")
         return
     for i, record in enumerate(records):
         text = record if isinstance(record, str) else record.get(text_field) if isinstance(record, dict) else None
         if not isinstance(text, str):
-            if len(stats.bad_json) < 20:
-                stats.bad_json.append(f"{path}: record {i}: field {text_field!r} missing or not text")
+            stats.problem(f"{path}: record {i}: field {text_field!r} missing or not text")
             continue
         if not text.strip():
             stats.empty += 1
