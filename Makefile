@@ -39,6 +39,11 @@ demo: install
 	$(BIN)/mengzi init mengzi-gpt-neo-tiny $(RUN)/gpt-neo-tiny --overwrite
 	$(BIN)/mengzi info $(RUN)/bert-tiny --text "孟子预训练模型由澜舟科技发布，Mengzi-BERT在CLUE上表现很好！"
 	$(BIN)/mengzi info $(RUN)/t5-tiny --text "孟子预训练模型由澜舟科技发布，Mengzi-BERT在CLUE上表现很好！"
+	# pre-training: Mengzi's recipe (whole-word MLM + SOP + POS) for 40 steps on one corpus file
+	$(BIN)/mengzi pretrain --config recipes/pretrain/mengzi-bert-tiny.yaml --out $(RUN)/pretrain-bert-tiny \
+	    --corpus.sources data:corpus/uer_samples/CLUECorpusSmall_sampled.txt --corpus.num-proc 1 \
+	    --train.max-steps 40 --train.warmup-steps 10 --train.eval-every 20 --train.save-every 20 --overwrite
+	$(BIN)/mengzi info $(RUN)/pretrain-bert-tiny/model --text "孟子预训练模型由澜舟科技发布。"
 	@echo "demo finished: models and tokenizers in $(RUN)/"
 
 test: install

@@ -3,6 +3,7 @@
     mengzi presets                          list every Mengzi variant
     mengzi init PRESET OUT                  random-init checkpoint + tokenizer (safetensors)
     mengzi tokenizer train --kind t5 ...    train a WordPiece or SentencePiece tokenizer
+    mengzi pretrain --config R.yaml         pre-train (recipes/pretrain/); accelerate launch ... -m mengzi pretrain
     mengzi info MODEL [--text ...]          what a checkpoint holds, and how it tokenizes/segments a text
     mengzi data check                       is the data folder complete (and what to download if not)
 
@@ -23,6 +24,7 @@ from typing import Literal
 from . import __version__
 from .config import ConfigError, add_arguments, option, resolve
 from .data import MissingDataError
+from .pretrain.config import PretrainConfig
 from .tokenizer.normalize import NormalizerConfig
 
 log = logging.getLogger("mengzi")
@@ -128,11 +130,18 @@ def tokenizer_train(cfg: TokenizerTrainConfig) -> Path:
                                       model_type=cfg.model_type, character_coverage=cfg.character_coverage,
                                       seed=cfg.seed)
     print(f"{cfg.kind} tokenizer, {len(tok)} tokens, from {stats.lines} texts in {stats.files} files "
-          f"({stats.empty} empty, {stats.undecodable_lines} undecodable, {len(stats.bad_json)} bad JSON lines) "
+          f"({stats.empty} empty, {stats.undecodable_lines} undecodable, {stats.bad_records} bad records) "
           f"-> {cfg.out}")
-    for problem in stats.bad_json:
+    for problem in stats.problems:
         log.warning("skipped %s", problem)
     return Path(cfg.out)
+
+
+# ----------------------------------------------------------------------------------------------------- pretrain
+def pretrain(cfg: PretrainConfig) -> Path:
+    from .pretrain.trainer import pretrain as run
+
+    return run(cfg)
 
 
 # --------------------------------------------------------------------------------------------------------- info
@@ -207,7 +216,6 @@ def data_check(cfg: DataCheckConfig) -> Path:
 
 # ---------------------------------------------------------------------------------------- not yet available
 LATER = {
-    "pretrain": ("pre-training (MLM/WWM/SOP/POS, span corruption, causal LM, distillation)", 3),
     "finetune": ("fine-tuning on your own CSV/TSV/JSONL data", 4),
     "clue": ("the CLUE harness (run, submit, validate)", 4),
     "export": ("ONNX export and optimisation", 5),
@@ -234,6 +242,8 @@ COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     # name: (function, config class, help, positional fields)
     "presets": (presets, PresetsConfig, "list every Mengzi variant", ()),
     "init": (init, InitConfig, "random-init checkpoint + tokenizer from a preset", ("preset", "out")),
+    "pretrain": (pretrain, PretrainConfig, "pre-train or continue pre-training (MLM/WWM, SOP, POS/NE, T5 span "
+                 "corruption, causal LM, distillation); run under `accelerate launch` to scale out", ()),
     "info": (info, InfoConfig, "describe a checkpoint; tokenize, segment and encode a text", ("model",)),
 }
 GROUPS = {

@@ -61,6 +61,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(f"{where}: null is not allowed here (expected {getattr(tp, '__name__', tp)})")
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
+        first = dataclasses.fields(tp)[0]
+        if isinstance(value, str) and _hints(tp)[first.name] is str:  # `--corpus.sources a.txt`: the first field
+            value = {first.name: value}
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of {tp.__name__} fields, got {value!r}")
         return from_dict(tp, value, where)
@@ -70,6 +73,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict or tp is dict:
+        if isinstance(value, str):  # a flag: `--objectives '{mlm: {}, sop: {}}'`
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{where}: not a YAML mapping: {e}") from None
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {value!r}")
         return dict(value)
@@ -179,6 +187,8 @@ def _dump_fields(cfg: Any, lines: list[str], indent: str) -> None:
             lines.append(f"{indent}{f.name}:")
             _dump_fields(value, lines, indent + "  ")
         else:
+            value = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v for v in value] if isinstance(
+                value, list) else value
             dumped = yaml.safe_dump({f.name: value}, allow_unicode=True, default_flow_style=True, width=10_000)
             lines.append(indent + dumped.strip().removeprefix("{").removesuffix("}"))
 

@@ -47,9 +47,11 @@ def where_to_get(relpath: str) -> str:
 
 def require(relpath: str, data: str | os.PathLike | None = None) -> Path:
     """Path of `relpath` under the data folder; raises `MissingDataError` naming file, folder and source."""
+    import glob
+
     root = data_dir(data)
     path = root / relpath
-    if path.exists():
+    if path.exists() or (any(c in relpath for c in "*?[") and glob.glob(str(path), recursive=True)):
         return path
     raise MissingDataError(
         f"missing data file: {path}\n"

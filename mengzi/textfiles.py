@@ -1,8 +1,14 @@
-"""Read raw text from files, folders and globs: `.txt` (one document a line), `.jsonl`/`.json` (a text field;
-`.json` may also be one JSON array of records), `.tsv` (a column).
+"""Read raw text from files, folders and globs, one `Source` at a time.
 
-Small on purpose: tokenizer training needs a stream of strings; the pre-training corpus pipeline builds its
-documents, packing and statistics on top of it. Undecodable bytes are replaced and counted, never fatal.
+A source says where the text is and how it is laid out:
+
+* `text`  — plain text, one document a line, or (`documents: blank_line`) documents separated by blank lines;
+* `jsonl` — one JSON record a line, the text in `field` (`.json` files may instead hold one JSON array);
+* `tsv`   — tab-separated columns, the text in `column` (an index, or a name read from the header line).
+
+`auto` picks the format by suffix. Tokenizer training and the pre-training corpus both read through here.
+Undecodable bytes are replaced and counted; malformed records are skipped and recorded as "file:line: why";
+nothing here crashes a long run on one bad line, and nothing is dropped without being counted.
 """
 
 from __future__ import annotations
@@ -13,23 +19,43 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
+
+from .config import option
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".json", ".tsv")
+MAX_PROBLEMS = 20
+
+
+@dataclass
+class Source:
+    """One input of a corpus: a file, folder or glob and its layout."""
+
+    path: str = option("", "file, folder (recursive: .txt/.jsonl/.json/.tsv) or glob; data:REL is under $DATA")
+    format: Literal["auto", "text", "jsonl", "tsv"] = option(
+        "auto", "auto: by suffix (.jsonl/.json records, .tsv columns, anything else plain text)")
+    field: str = option("text", "jsonl: the record field holding the text")
+    column: str = option("-1", "tsv: the text column, an index (-1: last) or a header name")
+    header: bool = option(False, "tsv: the first line names the columns (implied when `column` is a name)")
+    documents: Literal["line", "blank_line"] = option(
+        "line", "text: one document a line, or documents separated by blank lines")
 
 
 @dataclass
 class ReadStats:
-    """What reading saw: files, lines yielded, and the problems that did not stop it."""
+    """What reading saw: files, documents yielded, and the problems that did not stop it."""
 
     files: int = 0
-    lines: int = 0
+    lines: int = 0  # documents yielded (a line each unless documents: blank_line)
     empty: int = 0
     undecodable_lines: int = 0
-    bad_json: list[str] = field(default_factory=list)  # "file:line: reason", first 20 kept
+    bad_records: int = 0
+    problems: list[str] = field(default_factory=list)  # "file:line: reason", the first MAX_PROBLEMS
 
     def problem(self, message: str) -> None:
-        if len(self.bad_json) < 20:
-            self.bad_json.append(message)
+        self.bad_records += 1
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(message)
 
 
 def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -51,40 +77,100 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def iter_texts(paths: Iterable[str | os.PathLike], text_field: str = "text", tsv_column: int = -1,
-               stats: ReadStats | None = None) -> Iterator[str]:
-    """Yield non-empty texts: a line of .txt, the `text_field` of .jsonl/.json lines, a column of .tsv."""
-    stats = stats if stats is not None else ReadStats()
-    for path in expand(paths):
-        stats.files += 1
-        if path.suffix == ".json" and _starts_with(path, b"["):
-            yield from _json_array(path, text_field, stats)
-            continue
-        with open(path, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    stats.undecodable_lines += 1
-                    line = raw.decode("utf-8", errors="replace")
-                line = line.rstrip("\r\n")
-                if path.suffix in (".jsonl", ".json"):
-                    if not line.strip():
-                        stats.empty += 1
-                        continue
-                    try:
-                        value = json.loads(line)[text_field]
-                    except (json.JSONDecodeError, KeyError, TypeError) as e:
-                        stats.problem(f"{path}:{lineno}: field {text_field!r}: {type(e).__name__} {e}")
-                        continue
-                    line = value if isinstance(value, str) else ""
-                elif path.suffix == ".tsv":
-                    line = line.split("\t")[tsv_column]
+def format_of(source: Source, path: Path) -> str:
+    if source.format != "auto":
+        return source.format
+    return {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv"}.get(path.suffix, "text")
+
+
+def iter_file(path: Path, source: Source, stats: ReadStats) -> Iterator[str]:
+    """The documents of one file laid out as `source` says."""
+    stats.files += 1
+    kind = format_of(source, path)
+    if kind == "jsonl" and _starts_with(path, b"["):
+        yield from _json_array(path, source.field, stats)
+        return
+    column: int | None = None
+    blank_line_docs = kind == "text" and source.documents == "blank_line"
+    paragraph: list[str] = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError:
+                stats.undecodable_lines += 1
+                line = raw.decode("utf-8", errors="replace")
+            line = line.rstrip("\r\n")
+            if kind == "tsv":
                 if not line.strip():
                     stats.empty += 1
                     continue
-                stats.lines += 1
-                yield line
+                if column is None:
+                    column = _column_index(source, line, path)
+                    if source.header or not _is_int(source.column):
+                        continue
+                cells = line.split("\t")
+                if not -len(cells) <= column < len(cells):
+                    stats.problem(f"{path}:{lineno}: column {source.column}: the line has {len(cells)} columns")
+                    continue
+                line = cells[column]
+            elif kind == "jsonl":
+                if not line.strip():
+                    stats.empty += 1
+                    continue
+                try:
+                    value = json.loads(line)[source.field]
+                except (json.JSONDecodeError, KeyError, TypeError) as e:
+                    stats.problem(f"{path}:{lineno}: field {source.field!r}: {type(e).__name__} {e}")
+                    continue
+                if not isinstance(value, str):
+                    stats.problem(f"{path}:{lineno}: field {source.field!r}: not text ({type(value).__name__})")
+                    continue
+                line = value
+            elif blank_line_docs:
+                if line.strip():
+                    paragraph.append(line)
+                    continue
+                if not paragraph:
+                    continue
+                line, paragraph = "\n".join(paragraph), []
+            if not line.strip():
+                stats.empty += 1
+                continue
+            stats.lines += 1
+            yield line
+    if paragraph:
+        stats.lines += 1
+        yield "\n".join(paragraph)
+
+
+def iter_source(source: Source, stats: ReadStats, data: str | os.PathLike | None = None) -> Iterator[str]:
+    from .data import resolve
+
+    for path in expand([resolve(source.path, data)]):
+        yield from iter_file(path, source, stats)
+
+
+def iter_texts(paths: Iterable[str | os.PathLike], text_field: str = "text", tsv_column: int = -1,
+               stats: ReadStats | None = None) -> Iterator[str]:
+    """Non-empty texts of `paths`, each file read with the `auto` layout (one document a line)."""
+    stats = stats if stats is not None else ReadStats()
+    source = Source(field=text_field, column=str(tsv_column))
+    for path in expand(paths):
+        yield from iter_file(path, source, stats)
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def _column_index(source: Source, first_line: str, path: Path) -> int:
+    if _is_int(source.column):
+        return int(source.column)
+    names = first_line.split("\t")
+    if source.column not in names:
+        raise ValueError(f"{path}:1: column {source.column!r} is not in the header {names}")
+    return names.index(source.column)
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:

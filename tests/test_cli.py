@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,28 @@ def test_bad_recipe_and_missing_data_errors(tmp_path, capsys):
     assert "missing data file" in err and "google_zh_vocab.txt" in err and "put it at" in err
     assert main(["init", "mengzi-bert-tiny", str(tmp_path / "m"), "--data", str(tmp_path / "none")]) == 2
     assert "21128-entry Chinese BERT vocab" in capsys.readouterr().err
+
+
+def test_pretrain_flags_override_the_recipe():
+    from mengzi.cli import build_parser
+    from mengzi.config import resolve
+    from mengzi.pretrain.config import PretrainConfig
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes/pretrain/mengzi-bert-tiny.yaml"
+    args = build_parser().parse_args(["pretrain", "--config", str(recipe), "--train.max-steps", "3",
+                                      "--corpus.sources", "a.txt", "b.jsonl", "--objectives", "{mlm: {ngram: 3}}"])
+    cfg = resolve(PretrainConfig, args)
+    assert cfg.train.max_steps == 3 and cfg.train.batch_size == 64  # the rest from the recipe
+    assert [s.path for s in cfg.corpus.sources] == ["a.txt", "b.jsonl"]
+    assert cfg.objectives == {"mlm": {"ngram": 3}}
+
+
+def test_pretrain_unknown_objective_is_a_clear_error(tmp_path, capsys):
+    from mengzi.cli import main
+
+    (tmp_path / "t.txt").write_text("一句话。\n", encoding="utf-8")
+    code = main(["pretrain", "--out", str(tmp_path / "run"), "--corpus.sources", str(tmp_path / "t.txt"),
+                 "--objectives", "{mlmm: {}}"])
+    assert code == 2
+    assert "objectives.mlmm: unknown objective; registered: ['causal_lm', 'distill', 'mlm', 'ner', 'pos', 'sop', " \
+           "'span_corruption']" in capsys.readouterr().err

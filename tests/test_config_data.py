@@ -81,5 +81,29 @@ def test_iter_texts_reads_every_format(tmp_path):
     stats = ReadStats()
     assert list(iter_texts([tmp_path], stats=stats)) == ["第一行", "第二行", "甲", "乙", "丙", "丁", "好\ufffd"]
     assert (stats.files, stats.lines, stats.empty, stats.undecodable_lines) == (5, 7, 2, 1)
-    assert stats.bad_json == [f"{tmp_path / 'b.jsonl'}:2: field 'text': KeyError 'text'",
+    assert stats.bad_records == 2
+    assert stats.problems == [f"{tmp_path / 'b.jsonl'}:2: field 'text': KeyError 'text'",
                               f"{tmp_path / 'c.json'}: record 2: field 'text' missing or not text"]
+
+
+def test_sources_read_blank_line_documents_tsv_headers_and_bad_columns(tmp_path):
+    from mengzi.textfiles import ReadStats, Source, iter_file
+
+    (tmp_path / "docs.txt").write_text("甲一\r\n甲二\r\n\r\n\r\n乙一\n", encoding="utf-8")
+    stats = ReadStats()
+    docs = list(iter_file(tmp_path / "docs.txt", Source(documents="blank_line"), stats))
+    assert docs == ["甲一\n甲二", "乙一"] and stats.lines == 2
+    (tmp_path / "w.tsv").write_text("label\ttext_a\n1\t微博\n\n2\n", encoding="utf-8")
+    stats = ReadStats()
+    assert list(iter_file(tmp_path / "w.tsv", Source(column="text_a"), stats)) == ["微博"]
+    assert stats.problems == [f"{tmp_path / 'w.tsv'}:4: column text_a: the line has 1 columns"]
+    assert stats.empty == 1  # a blank line between records is empty, not malformed
+    # a tab-separated .txt (FinRE: head, tail, relation, sentence) read as tsv by column index
+    (tmp_path / "re.txt").write_text("东方航空\t上航\t合并\t东方航空将与上航合并\n", encoding="utf-8")
+    assert list(iter_file(tmp_path / "re.txt", Source(format="tsv", column="3"), ReadStats())) == ["东方航空将与上航合并"]
+    try:
+        list(iter_file(tmp_path / "w.tsv", Source(column="body"), ReadStats()))
+    except ValueError as e:
+        assert "w.tsv:1: column 'body' is not in the header" in str(e)
+    else:
+        raise AssertionError("an unknown column name must fail")

@@ -74,7 +74,7 @@ class PretrainingHeads(nn.ModuleDict):
             num_labels = spec.setdefault("num_labels", len(labels) if labels else 2)
             if labels is not None and len(labels) != num_labels:
                 raise ValueError(f"head {name!r}: {len(labels)} labels but num_labels={num_labels}")
-            self[name] = HEAD_TYPES[spec["type"]](hidden_size, num_labels)
+            self[name] = HEAD_TYPES[spec["type"]](hidden_size, num_labels, dropout=spec.get("dropout", 0.1))
 
     def save(self, folder: str | os.PathLike) -> None:
         from safetensors.torch import save_file

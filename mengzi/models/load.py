@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 TASKS = {
     "base": "AutoModel",
     "masked-lm": "AutoModelForMaskedLM",
+    "pretraining": "AutoModelForPreTraining",  # BERT: MLM head + pooler + seq_relationship (SOP)
     "causal-lm": "AutoModelForCausalLM",
     "seq2seq-lm": "AutoModelForSeq2SeqLM",
     "sequence-classification": "AutoModelForSequenceClassification",
@@ -91,8 +92,10 @@ def build_config(preset: Preset, tokenizer) -> PretrainedConfig:
     return config
 
 
-def init_model(preset_name: str, tokenizer=None, task: str | None = None, seed: int = 0, data=None):
-    """A randomly initialised model of `preset_name` and its tokenizer (the preset's default if none given)."""
+def init_model(preset_name: str, tokenizer=None, task: str | None = None, seed: int = 0, data=None,
+               overrides: dict | None = None):
+    """A randomly initialised model of `preset_name` and its tokenizer (the preset's default if none given);
+    `overrides` changes config fields of the preset (e.g. `{"num_hidden_layers": 6}`)."""
     from ..data import resolve
 
     preset = get_preset(preset_name)
@@ -100,6 +103,10 @@ def init_model(preset_name: str, tokenizer=None, task: str | None = None, seed: 
         spec = str(tokenizer) if tokenizer is not None else preset.tokenizer
         tokenizer = load_tokenizer(resolve(spec, data), kind=_sp_kind(preset.family))
     config = build_config(preset, tokenizer)
+    for key, value in (overrides or {}).items():
+        if not hasattr(config, key):
+            raise ValueError(f"preset {preset.name}: {type(config).__name__} has no field {key!r} to override")
+        setattr(config, key, value)
     torch.manual_seed(seed)
     cls = model_class(preset.family, task or DEFAULT_TASK[preset.family])
     model = cls(config) if cls is MengziOscarModel else cls.from_config(config)

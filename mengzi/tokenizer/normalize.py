@@ -46,6 +46,9 @@ class Normalizer:
     def __init__(self, config: NormalizerConfig | None = None):
         self.config = config or NormalizerConfig()
 
+    def __getstate__(self):  # datasets hashes and pickles readers holding a normaliser; OpenCC cannot be pickled
+        return {k: v for k, v in self.__dict__.items() if k != "_t2s"}
+
     @cached_property
     def _t2s(self):
         import opencc
