@@ -164,12 +164,15 @@ def test_two_accelerate_processes_match_one(tmp_path, corpus_file):
     assert len(losses[0]) == 4 and losses[0] == pytest.approx(losses[1], abs=1e-4)
 
 
-def test_streaming_corpus_trains(tmp_path, corpus_file):
+def test_streaming_corpus_with_lamb_and_gradient_checkpointing_trains(tmp_path, corpus_file):
     from mengzi.pretrain.trainer import pretrain
 
-    cfg = load_yaml(PretrainConfig, _config(tmp_path, corpus_file, "stream", max_steps=3, eval_every=0))
+    cfg = load_yaml(PretrainConfig, _config(tmp_path, corpus_file, "stream", max_steps=3, eval_every=0,
+                                            optimizer="lamb", gradient_checkpointing=True))
     cfg.corpus.stream, cfg.corpus.shuffle_buffer = True, 100
     out = pretrain(cfg)
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if r["split"] == "train"] == [1, 2, 3] and rows[-1]["split"] == "eval"
     assert json.loads((out / "corpus_stats.json").read_text())["files"] == 1
+    train = [r for r in rows if r["split"] == "train"]
+    assert train[-1]["loss"] < train[0]["loss"]

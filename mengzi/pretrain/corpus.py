@@ -136,7 +136,9 @@ def corpus_key(cfg: CorpusConfig, files: list[tuple[int, str]], packing: dict) -
     """Cache key: everything that changes the packed examples, including each file's size and mtime."""
     described = {k: v for k, v in asdict(cfg).items() if k not in ("stream", "shuffle_buffer", "num_proc", "cache_dir")}
     stamps = [(i, p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for i, p in files]
-    blob = json.dumps([described, stamps, packing], sort_keys=True, default=str)
+    from .. import __version__  # a new release may pack differently
+
+    blob = json.dumps([__version__, described, stamps, packing], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

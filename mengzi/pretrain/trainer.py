@@ -219,7 +219,7 @@ def _train(cfg: PretrainConfig, accelerator, out: Path) -> Path:
         objective.setup(model, fresh=fresh)
     heads = build_heads(model.config, objectives, cfg.model.init_from or None)
     if t.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     module = PretrainModule(model, heads, objectives)
     packer = build_packer(family, tokenizer, objectives, cfg)
     train_data, eval_data, stats = load_corpus(cfg, packer, accelerator)
