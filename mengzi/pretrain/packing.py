@@ -139,7 +139,7 @@ class SegmentPairPacker(_Packer):
         out: dict[str, list] = {k: [] for k in self.features()}
         budget = self.max_seq_len - 3
         for doc in self._sentences(batch["text"]):
-            target = budget if rng.random() >= self.short_seq_prob else int(rng.integers(2, budget + 1))
+            target = self._target_length(rng, budget)
             chunk, length = [], 0
             for i, sentence in enumerate(doc):
                 chunk.append(sentence)
@@ -147,8 +147,12 @@ class SegmentPairPacker(_Packer):
                 if i == len(doc) - 1 or length >= target:
                     self._emit(chunk, budget, rng, columns, out)
                     chunk, length = [], 0
-                    target = budget if rng.random() >= self.short_seq_prob else int(rng.integers(2, budget + 1))
+                    target = self._target_length(rng, budget)
         return out
+
+    def _target_length(self, rng, budget: int) -> int:
+        """The full budget, or (with `short_seq_prob`) a random shorter one, as BERT's create_instances does."""
+        return budget if rng.random() >= self.short_seq_prob else int(rng.integers(2, budget + 1))
 
     def _emit(self, chunk: list[dict], budget: int, rng, columns: list[str], out: dict) -> None:
         join = lambda part, key: [x for s in part for x in s[key]]  # noqa: E731

@@ -13,6 +13,7 @@ complete one with the same data position, masks and RNG, so a killed run ends wh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -247,7 +248,7 @@ def _train(cfg: PretrainConfig, accelerator, out: Path) -> Path:
         if main:
             metrics_log.truncate(state["step"])
             log.info("resumed from %s (step %d, %d examples seen)", done[-1], state["step"], state["examples_seen"])
-    elif main and not cfg.resume:
+    elif main:  # a fresh start (also --resume with no complete checkpoint): no rows from an earlier attempt
         metrics_log.path.unlink(missing_ok=True)
 
     streaming = cfg.corpus.stream
@@ -269,6 +270,7 @@ def _train(cfg: PretrainConfig, accelerator, out: Path) -> Path:
     window_count, window_tokens, window_start = 0, 0, time.perf_counter()
     bar = tqdm(total=t.max_steps, initial=state["step"], desc="pre-training", unit="step", disable=not main,
                mininterval=2)
+
     def evaluate_and_log() -> None:
         row = evaluate(module, inner, eval_examples, t, pad_id, accelerator) | {"step": state["step"]}
         if main:
@@ -288,7 +290,7 @@ def _train(cfg: PretrainConfig, accelerator, out: Path) -> Path:
             tokens = int(batch["attention_mask"].sum())
             batch = {key: v.to(accelerator.device) for key, v in batch.items()}
             sync = k == len(micro_batches) - 1
-            with accelerator.no_sync(module) if not sync else _null():
+            with accelerator.no_sync(module) if not sync else contextlib.nullcontext():
                 loss, metrics = module(batch)
                 accelerator.backward(loss / len(micro_batches))
             for key, v in metrics.items():
@@ -320,12 +322,12 @@ def _train(cfg: PretrainConfig, accelerator, out: Path) -> Path:
                 bar.set_postfix(loss=f"{row['loss']:.3f}", tok_s=f"{row['tokens_per_s']:.0f}")
             window, window_count, window_tokens, window_start = {}, 0, 0, time.perf_counter()
         final = state["step"] == t.max_steps
+        paused = time.perf_counter()  # evaluation and checkpoints are not training time: keep them out of tokens/s
         if eval_examples and (final or (t.eval_every and state["step"] % t.eval_every == 0)):
             evaluate_and_log()
-            window_start = time.perf_counter()
         if final or state["step"] % t.save_every == 0:
             save_checkpoint(accelerator, out / "checkpoints", state, t.keep_last)
-            window_start = time.perf_counter()
+        window_start += time.perf_counter() - paused
     bar.close()
 
     if main:
@@ -352,14 +354,6 @@ def _report_corpus(stats, out: Path) -> None:
     for problem in stats.problems:
         log.warning("skipped %s", problem)
     atomic.write_text(out / "corpus_stats.json", json.dumps(asdict(stats), ensure_ascii=False, indent=1))
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _eval_examples(dataset, n: int) -> list[dict]:
