@@ -4,6 +4,8 @@
     mengzi init PRESET OUT                  random-init checkpoint + tokenizer (safetensors)
     mengzi tokenizer train --kind t5 ...    train a WordPiece or SentencePiece tokenizer
     mengzi pretrain --config R.yaml         pre-train (recipes/pretrain/); accelerate launch ... -m mengzi pretrain
+    mengzi finetune --dataset.train F ...   fine-tune on your own CSV/TSV/JSONL (classification, choice, span)
+    mengzi clue run TASK --model M          a CLUE task end to end (recipes/clue/); then `clue submit`, `validate`
     mengzi info MODEL [--text ...]          what a checkpoint holds, and how it tokenizes/segments a text
     mengzi data check                       is the data folder complete (and what to download if not)
 
@@ -14,16 +16,20 @@ functions, so `mengzi --help` is instant.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from . import __version__
+from .clue.run import ClueRunConfig, SubmitConfig, ValidateConfig
 from .config import ConfigError, add_arguments, option, resolve
 from .data import MissingDataError
+from .finetune.userdata import UserFinetuneConfig
 from .pretrain.config import PretrainConfig
 from .tokenizer.normalize import NormalizerConfig
 
@@ -214,10 +220,33 @@ def data_check(cfg: DataCheckConfig) -> Path:
     return root
 
 
+# ---------------------------------------------------------------------------------------------- fine-tuning
+def finetune(cfg):
+    from .finetune.userdata import finetune_user
+
+    return finetune_user(cfg)
+
+
+def clue_run(cfg):
+    from .clue.run import clue_run as run
+
+    return run(cfg)
+
+
+def clue_submit(cfg):
+    from .clue.run import clue_submit as run
+
+    return run(cfg)
+
+
+def clue_validate(cfg):
+    from .clue.run import clue_validate as run
+
+    return run(cfg)
+
+
 # ---------------------------------------------------------------------------------------- not yet available
 LATER = {
-    "finetune": ("fine-tuning on your own CSV/TSV/JSONL data", 4),
-    "clue": ("the CLUE harness (run, submit, validate)", 4),
     "export": ("ONNX export and optimisation", 5),
     "predict": ("the ONNX Runtime predictor", 5),
     "serve": ("the HTTP server", 5),
@@ -244,22 +273,33 @@ COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     "init": (init, InitConfig, "random-init checkpoint + tokenizer from a preset", ("preset", "out")),
     "pretrain": (pretrain, PretrainConfig, "pre-train or continue pre-training (MLM/WWM, SOP, POS/NE, T5 span "
                  "corruption, causal LM, distillation); run under `accelerate launch` to scale out", ()),
+    "finetune": (finetune, UserFinetuneConfig, "fine-tune on your own CSV/TSV/JSONL data with the CLUE engine and "
+                 "its techniques", ()),
     "info": (info, InfoConfig, "describe a checkpoint; tokenize, segment and encode a text", ("model",)),
 }
 GROUPS = {
     "tokenizer": {"train": (tokenizer_train, TokenizerTrainConfig, "train a WordPiece or SentencePiece tokenizer", ())},
     "data": {"check": (data_check, DataCheckConfig, "check the data folder, say what to download", ())},
+    "clue": {
+        "run": (clue_run, ClueRunConfig, "train on a CLUE task, evaluate on dev, predict its test files", ("task",)),
+        "submit": (clue_submit, SubmitConfig, "zip run folders' predictions with the official names, validated",
+                   ("runs",)),
+        "validate": (clue_validate, ValidateConfig, "check a submission zip: names, ids, order, labels, shape",
+                     ("zip",)),
+    },
 }
 
 
 def _add_command(sub, name: str, spec) -> None:
     func, cls, help_text, positional = spec
     p = sub.add_parser(name, help=help_text, description=help_text)
+    list_fields = {f.name for f in dataclasses.fields(cls) if typing.get_origin(typing.get_type_hints(cls)[f.name])
+                   is list}
     for field_name in positional:
-        p.add_argument(f"_pos_{field_name}", metavar=field_name.upper(), nargs="?")
+        p.add_argument(f"_pos_{field_name}", metavar=field_name.upper(), nargs="*" if field_name in list_fields else "?")
     add_arguments(p, cls, skip=positional)
     p.set_defaults(func=lambda args, f=func, c=cls, pos=positional: f(
-        resolve(c, args, **{k: getattr(args, f"_pos_{k}") for k in pos})))
+        resolve(c, args, **{k: getattr(args, f"_pos_{k}") or None for k in pos})))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -203,8 +203,8 @@ def save_yaml(cfg: Any, path: str | Path, header: str = "") -> Path:
 def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple[str, ...] = ()) -> None:
     """One `--flag` per field (`--section.field` for nested dataclasses); unset flags stay out of the namespace."""
     if not prefix:
-        parser.add_argument("--config", metavar="YAML", default=argparse.SUPPRESS,
-                            help="read fields from this YAML file first; flags override it")
+        parser.add_argument("--config", "--recipe", dest="config", metavar="YAML", default=argparse.SUPPRESS,
+                            help="read fields from this YAML file (a recipe) first; flags override it")
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:

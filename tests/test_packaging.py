@@ -22,8 +22,10 @@ import sys
 sys.path.append(DEPENDENCIES)  # dependencies only: the venv's .pth files (its mengzi install) stay unread
 import mengzi, mengzi.clue, mengzi.export, mengzi.tokenizer
 from mengzi.clue import TASKS
+import mengzi.clue.tasks, mengzi.clue.submission, mengzi.finetune.metrics, mengzi.finetune.spans
+assert "torch" not in sys.modules, "importing mengzi, mengzi.clue (tasks, submission), mengzi.export must not import torch"
+import mengzi.finetune.techniques.base, mengzi.clue.run  # every subpackage is installed (these import torch)
 print(mengzi.__file__); print(mengzi.clue.__file__); print(mengzi.export.__file__)
-assert "torch" not in sys.modules, "importing mengzi / mengzi.export must not import torch"
 """
 
 

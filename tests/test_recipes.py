@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mengzi.clue.run import ClueRunConfig
 
 from mengzi.cli import TokenizerTrainConfig
 from mengzi.config import load_yaml
@@ -15,7 +16,8 @@ from mengzi.pretrain.config import PretrainConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 # one line per recipe family; None: accelerate's own config format
-CONFIG_OF_FOLDER = {"tokenizer": TokenizerTrainConfig, "pretrain": PretrainConfig, "accelerate": None}
+CONFIG_OF_FOLDER = {"tokenizer": TokenizerTrainConfig, "pretrain": PretrainConfig, "accelerate": None,
+                    "clue": ClueRunConfig}
 TINY_PRETRAIN = sorted((RECIPES / "pretrain").glob("*tiny*.yaml"))
 
 
@@ -48,9 +50,41 @@ def test_recipe_loads_and_inputs_exist(path, data):
         assert ClusterConfig.from_yaml_file(str(path)).num_processes >= 1
         return
     cfg = load_yaml(cls, path)
+    if cls is ClueRunConfig:
+        _check_clue_recipe(cfg, path)
+        return
     inputs = cfg.input if cls is TokenizerTrainConfig else [s.path for s in cfg.corpus.sources]
     for spec in inputs:
         assert resolve(spec).exists() or spec.startswith("data:"), spec  # resolve() checks data: paths (globs too)
+
+
+def _check_clue_recipe(cfg: ClueRunConfig, path: Path) -> None:
+    from mengzi.clue.tasks import get_task
+
+    from mengzi.finetune.techniques import build_techniques
+
+    task = get_task(cfg.task)
+    assert path.stem.removesuffix("-tiny") == task.name
+    build_techniques(cfg.techniques, task.kind)  # names, options and kinds are valid
+    assert cfg.train.batch_size % cfg.train.micro_batch_size == 0
+    for spec in cfg.files.values():
+        assert resolve(spec).exists(), spec
+
+
+def test_every_clue_task_has_a_base_and_a_tiny_recipe():
+    from mengzi.clue import TASKS
+
+    names = {p.stem for p in (RECIPES / "clue").glob("*.yaml")}
+    assert names == set(TASKS) | {f"{t}-tiny" for t in TASKS}
+
+
+def test_base_clue_recipes_carry_langboats_published_settings():
+    published = {"afqmc": (3e-5, 32, 10), "tnews": (3e-5, 128, 10), "iflytek": (3e-5, 64, 10), "cmnli": (3e-5, 512, 10),
+                 "cluewsc2020": (8e-6, 64, 50), "csl": (5e-5, 128, 5), "cmrc2018": (5e-5, 8, 5), "c3": (1e-4, 240, 3),
+                 "chid": (5e-5, 256, 5)}
+    for task, (lr, batch, epochs) in published.items():
+        t = load_yaml(ClueRunConfig, RECIPES / "clue" / f"{task}.yaml").train
+        assert (t.lr, t.batch_size, t.epochs) == (lr, batch, epochs), task
 
 
 @pytest.fixture(scope="module")

@@ -170,14 +170,18 @@ def _local_folder(name_or_path: str | os.PathLike, revision: str | None) -> Path
 
 
 def load(name_or_path: str | os.PathLike, task: str | None = None, dtype: torch.dtype | str = torch.float32,
-         revision: str | None = None, trust_remote_code: bool = False, **model_kwargs):
+         revision: str | None = None, trust_remote_code: bool = False, config_overrides: dict | None = None,
+         **model_kwargs):
     """(model, tokenizer) for a hub id (`Langboat/mengzi-bert-base`), a preset name or a local folder.
 
     `task` picks the head (see `TASKS`; default: the family's pre-training model). `dtype="auto"` keeps the
-    stored precision; the default float32 upcasts Langboat's fp16 weights.
+    stored precision; the default float32 upcasts Langboat's fp16 weights. `config_overrides` sets config fields
+    before the model is built, in order (e.g. `{"num_labels": 3, "id2label": {...}}` for a classification head).
     """
     folder = _local_folder(name_or_path, revision)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    for key, value in (config_overrides or {}).items():
+        setattr(config, key, value)
     family = family_of(config)
     tokenizer = load_tokenizer(folder, kind=_sp_kind(family))
     _reconcile_special_ids(config, tokenizer, family, folder)
