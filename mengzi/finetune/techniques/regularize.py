@@ -26,7 +26,8 @@ class EMA(Technique):
         self.shadow: dict[str, torch.Tensor] = {}
 
     def _named(self, model):
-        return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        # names without DDP's "module." prefix: training steps see the wrapped model, evaluation the unwrapped one
+        return [(n.removeprefix("module."), p) for n, p in model.named_parameters() if p.requires_grad]
 
     @torch.no_grad()
     def after_optimizer_step(self, model) -> None:
