@@ -24,7 +24,7 @@ import torch
 from .. import atomic
 from ..config import ConfigError
 from ..pretrain.runlog import MetricsLog
-from ..pretrain.trainer import _log_to, _mixed_precision
+from ..pretrain.trainer import _fresh_accelerator_state, _log_to, _mixed_precision
 from .config import FinetuneConfig
 from .kinds import get_kind
 from .trainer import SeedResult, TaskSpec, predict_logits, train_seed
@@ -70,6 +70,7 @@ def finetune(cfg: FinetuneConfig, task: TaskSpec, splits: dict, tests: dict | No
     if cfg.train.batch_size % cfg.train.micro_batch_size and cfg.train.micro_batch_size < cfg.train.batch_size:
         log.warning("batch_size %d is not a multiple of micro_batch_size %d: the last micro-batch of a step is smaller",
                     cfg.train.batch_size, cfg.train.micro_batch_size)
+    _fresh_accelerator_state()
     accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.train.mixed_precision),
                               cpu=not torch.cuda.is_available())
     handler = _log_to(out / "train.log") if accelerator.is_main_process else None

@@ -151,6 +151,15 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _fresh_accelerator_state() -> None:
+    """accelerate keeps one process-wide state: a second run in the same Python process (a notebook, a test, the
+    benchmark) with another precision would be refused. Outside a distributed launch, forget the previous one."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+
+
 def _prepare_run_folder(cfg: PretrainConfig, out: Path) -> None:
     existing = checkpoints(out / "checkpoints")
     if existing and not cfg.resume and not cfg.overwrite:
@@ -172,6 +181,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     t = cfg.train
     if t.threads:
         torch.set_num_threads(t.threads)
+    _fresh_accelerator_state()
     find_unused = "sop" not in cfg.objectives  # BERT's pooler/seq_relationship sit idle without SOP
     # cpu=True on a machine without CUDA: under `accelerate launch --multi_gpu` (torchrun) that makes accelerate
     # join the processes with gloo (MULTI_CPU) instead of running each alone
