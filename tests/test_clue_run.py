@@ -27,7 +27,7 @@ def clue_root(tmp_path_factory) -> Path:
     data = need_data(*(f"clue/{t}" for t in REAL), "fewclue/chid", "fewclue/iflytek")
     root = tmp_path_factory.mktemp("clue-root")
     for task in REAL:
-        (root / task).symlink_to(data / "clue" / task)
+        (root / task).symlink_to((data / "clue" / task).resolve())  # DATA may be relative (make exports ../shared/data)
     for task in ("cmnli", "chid"):
         (root / task).symlink_to(FIXTURES / task)
     return root
