@@ -196,7 +196,9 @@ def test_distillation_attaches_teacher_logits_and_matches_the_formula(tiny_folde
                                   "classification")
     kind = get_kind("classification")
     enc = kind.encode(pair_data(), tok, TrainConfig(max_seq_len=32))
-    distill.prepare_train_features(enc, kind, kind.collate, "cpu")
+    from accelerate import Accelerator
+
+    distill.prepare_train_features(enc, kind, Accelerator(cpu=True))
     assert all(len(f["teacher_logits"]) == 2 for f in enc.features)
     batch = kind.collate(enc.features, tok.pad_token_id)
     logits = kind.logits(model(**kind.model_inputs(batch, "cpu")))

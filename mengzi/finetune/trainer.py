@@ -22,8 +22,7 @@ import torch
 
 from .. import atomic
 from ..config import ConfigError
-from ..pretrain.runlog import MetricsLog
-from ..pretrain.trainer import STATE, checkpoints, save_checkpoint
+from ..pretrain.trainer import restore_or_start, save_checkpoint
 from .batches import epoch_batches, eval_batches, feature_length, micro_batches, process_share
 from .config import FinetuneConfig
 from .kinds import Encoded, Kind, get_kind
@@ -95,18 +94,16 @@ def build_model(cfg: FinetuneConfig, task: TaskSpec, kind: Kind):
 
 
 def build_optimizer(model, cfg: FinetuneConfig, techniques) -> torch.optim.Optimizer:
-    """AdamW with no decay on biases/norms and each parameter's lr scaled by the techniques (layer-wise decay)."""
+    """AdamW with no decay on biases/norms (pre-training's `decay_groups`) and each parameter's lr scaled by the
+    techniques (layer-wise decay)."""
+    from ..pretrain.optim import decay_groups
+
     num_layers = getattr(_inner(model).config, "num_hidden_layers", 0)
-    groups: dict[tuple[float, bool], list] = {}
-    seen = set()
+    by_scale: dict[float, list] = {}
     for name, p in model.named_parameters():
-        if not p.requires_grad or id(p) in seen:
-            continue
-        seen.add(id(p))
-        scale = math.prod(t.lr_scale(name, num_layers) for t in techniques)
-        groups.setdefault((scale, p.ndim >= 2), []).append(p)
-    params = [{"params": ps, "lr": cfg.train.lr * scale, "weight_decay": cfg.train.weight_decay if decay else 0.0}
-              for (scale, decay), ps in sorted(groups.items(), key=lambda kv: kv[0])]
+        by_scale.setdefault(math.prod(t.lr_scale(name, num_layers) for t in techniques), []).append((name, p))
+    params = [dict(group, lr=cfg.train.lr * scale) for scale, named in sorted(by_scale.items())
+              for group in decay_groups(named, cfg.train.weight_decay) if group["params"]]
     return torch.optim.AdamW(params, lr=cfg.train.lr, eps=1e-6)
 
 
@@ -172,7 +169,7 @@ def train_seed(cfg: FinetuneConfig, task: TaskSpec, splits: dict, seed: int, out
     if not len(train_enc):
         raise ConfigError(f"{task.name}: no training examples")
     for tech in techniques:
-        tech.prepare_train_features(train_enc, kind, kind.collate, accelerator.device)
+        tech.prepare_train_features(train_enc, kind, accelerator)
 
     steps_per_epoch = math.ceil(len(train_enc) / t.batch_size)
     total_steps = max(1, math.ceil(t.epochs * steps_per_epoch))
@@ -185,17 +182,10 @@ def train_seed(cfg: FinetuneConfig, task: TaskSpec, splits: dict, seed: int, out
     # always registered (even empty), so a checkpoint loads whatever techniques the resumed run switches on
     accelerator.register_for_checkpointing(_TechniqueState(techniques))
 
-    state = {"step": 0, "best": None, "train_seconds": 0.0, "train_samples": 0}
-    metrics_log = MetricsLog(out / "metrics.jsonl")
-    done = checkpoints(out / "checkpoints")
-    if cfg.resume and done:
-        accelerator.load_state(str(done[-1]))
-        state = json.loads((done[-1] / STATE).read_text(encoding="utf-8"))
-        if main:
-            metrics_log.truncate(state["step"])
-        log.info("seed %d: resumed from %s (step %d of %d)", seed, done[-1], state["step"], total_steps)
-    elif main:
-        metrics_log.path.unlink(missing_ok=True)
+    state, metrics_log, resumed = restore_or_start(accelerator, out, cfg.resume,
+                                                   {"step": 0, "best": None, "train_seconds": 0.0, "train_samples": 0})
+    if resumed:
+        log.info("seed %d: resumed from %s (step %d of %d)", seed, resumed, state["step"], total_steps)
 
     lengths = [feature_length(f) for f in train_enc.features]
     rank, world = accelerator.process_index, accelerator.num_processes

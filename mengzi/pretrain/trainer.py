@@ -132,6 +132,23 @@ def save_checkpoint(accelerator, root: Path, state: dict, keep_last: int) -> Pat
     return final
 
 
+def restore_or_start(accelerator, out: Path, resume: bool, state: dict) -> tuple[dict, MetricsLog, Path | None]:
+    """(state, metrics log, checkpoint resumed from or None). With `resume` and a complete checkpoint, load it
+    (weights, optimizer, scheduler, RNG, registered objects) and drop the log lines written after it; otherwise
+    start the log afresh (also `--resume` with no complete checkpoint: no rows from an earlier attempt)."""
+    metrics_log = MetricsLog(out / "metrics.jsonl")
+    done = checkpoints(out / "checkpoints")
+    if resume and done:
+        accelerator.load_state(str(done[-1]))
+        state = json.loads((done[-1] / STATE).read_text(encoding="utf-8"))
+        if accelerator.is_main_process:
+            metrics_log.truncate(state["step"])
+        return state, metrics_log, done[-1]
+    if accelerator.is_main_process:
+        metrics_log.path.unlink(missing_ok=True)
+    return state, metrics_log, None
+
+
 # --------------------------------------------------------------------------------------------------- the loop
 def _mixed_precision(choice: str) -> str:
     """auto: bf16 on GPUs with it, else fp16; on CPUs with native bf16 (avx512_bf16 / AMX) bf16 autocast, measured
@@ -249,17 +266,10 @@ def _train(cfg: PretrainConfig, accelerator, out: Path) -> Path:
     module, optimizer = accelerator.prepare(module, optimizer)
     accelerator.register_for_checkpointing(scheduler)  # stepped once per optimizer step, whatever the world size
 
-    state = {"step": 0, "examples_seen": 0, "tokens_seen": 0, "train_seconds": 0.0}
-    metrics_log = MetricsLog(out / "metrics.jsonl")
-    done = checkpoints(out / "checkpoints")
-    if cfg.resume and done:
-        accelerator.load_state(str(done[-1]))
-        state = json.loads((done[-1] / STATE).read_text(encoding="utf-8"))
-        if main:
-            metrics_log.truncate(state["step"])
-            log.info("resumed from %s (step %d, %d examples seen)", done[-1], state["step"], state["examples_seen"])
-    elif main:  # a fresh start (also --resume with no complete checkpoint): no rows from an earlier attempt
-        metrics_log.path.unlink(missing_ok=True)
+    state, metrics_log, resumed = restore_or_start(
+        accelerator, out, cfg.resume, {"step": 0, "examples_seen": 0, "tokens_seen": 0, "train_seconds": 0.0})
+    if resumed and main:
+        log.info("resumed from %s (step %d, %d examples seen)", resumed, state["step"], state["examples_seen"])
 
     streaming = cfg.corpus.stream
     rank, world = accelerator.process_index, accelerator.num_processes

@@ -64,7 +64,7 @@ class Technique:
         """After the model is built, before the optimizer (LoRA wraps it here)."""
         return model
 
-    def prepare_train_features(self, encoded, kind, collate, device) -> None:
+    def prepare_train_features(self, encoded, kind, accelerator) -> None:
         """After encoding (distillation attaches the teacher's logits to each feature)."""
 
     def lr_scale(self, param_name: str, num_layers: int) -> float:

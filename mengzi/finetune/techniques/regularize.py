@@ -108,25 +108,20 @@ class Distill(Technique):
             raise ValueError("alpha must be in [0, 1], temperature > 0")
         self.teacher, self.alpha, self.temperature = teacher, alpha, temperature
 
-    @torch.no_grad()
-    def prepare_train_features(self, encoded, kind, collate, device) -> None:
+    def prepare_train_features(self, encoded, kind, accelerator) -> None:
         from pathlib import Path
 
         from ...models.load import load
-        from ..batches import eval_batches, feature_length
+        from ..trainer import predict_logits
 
         folder = Path(self.teacher)
         if (folder / "model" / "config.json").is_file():  # a run folder
             folder = folder / "model"
         teacher, tokenizer = load(folder, task=kind.model_task)
-        teacher.to(device).eval()
-        pad = tokenizer.pad_token_id or 0
-        lengths = [feature_length(f) for f in encoded.features]
-        for indices in eval_batches(lengths, 64):
-            batch = collate([encoded.features[i] for i in indices], pad)
-            logits = kind.logits(teacher(**kind.model_inputs(batch, device)))
-            for row, i in zip(logits.cpu(), indices):
-                encoded.features[i]["teacher_logits"] = row[..., : kind.logit_width(encoded.features[i])].tolist()
+        teacher.to(accelerator.device)
+        logits = predict_logits(teacher, encoded, kind, tokenizer.pad_token_id or 0, 64, accelerator)
+        for feature, row in zip(encoded.features, logits):
+            feature["teacher_logits"] = row.tolist()
         log.info("distill: teacher %s logits for %d training features", folder, len(encoded.features))
         del teacher
 
