@@ -6,6 +6,9 @@
     mengzi pretrain --config R.yaml         pre-train (recipes/pretrain/); accelerate launch ... -m mengzi pretrain
     mengzi finetune --dataset.train F ...   fine-tune on your own CSV/TSV/JSONL (classification, choice, span)
     mengzi clue run TASK --model M          a CLUE task end to end (recipes/clue/); then `clue submit`, `validate`
+    mengzi export MODEL --out DIR           ONNX export (+ --optimize, --quantize int8, --fp16), two gates
+    mengzi predict DIR --text ...           ONNX Runtime predictions (no torch); --clue: official test files
+    mengzi serve DIR                        JSON HTTP API with dynamic batching (127.0.0.1:8000)
     mengzi info MODEL [--text ...]          what a checkpoint holds, and how it tokenizes/segments a text
     mengzi data check                       is the data folder complete (and what to download if not)
 
@@ -29,6 +32,9 @@ from . import __version__
 from .clue.run import ClueRunConfig, SubmitConfig, ValidateConfig
 from .config import ConfigError, add_arguments, option, resolve
 from .data import MissingDataError
+from .export.run import ExportConfig, PredictConfig
+from .export.server import ServeConfig
+from .export.session import ExportError
 from .finetune.userdata import UserFinetuneConfig
 from .pretrain.config import PretrainConfig
 from .tokenizer.normalize import NormalizerConfig
@@ -245,11 +251,28 @@ def clue_validate(cfg):
     return run(cfg)
 
 
+# --------------------------------------------------------------------------------------------------- deployment
+def export(cfg):
+    from .export.run import export_model
+
+    return export_model(cfg)
+
+
+def predict(cfg):
+    from .export.run import predict as run
+
+    return run(cfg)
+
+
+def serve(cfg):
+    from .export.server import serve as run
+
+    return run(cfg)
+
+
 # ---------------------------------------------------------------------------------------- not yet available
 LATER = {
-    "export": ("ONNX export and optimisation", 5),
-    "predict": ("the ONNX Runtime predictor", 5),
-    "serve": ("the HTTP server", 5),
+    "generate": ("T5 / GPT-neo generation from a PyTorch checkpoint (an export folder generates: `mengzi predict`)", 6),
 }
 
 
@@ -276,6 +299,11 @@ COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     "finetune": (finetune, UserFinetuneConfig, "fine-tune on your own CSV/TSV/JSONL data with the CLUE engine and "
                  "its techniques", ()),
     "info": (info, InfoConfig, "describe a checkpoint; tokenize, segment and encode a text", ("model",)),
+    "export": (export, ExportConfig, "ONNX export of any head (+ fusion, INT8, fp16), checked by a numeric and a "
+               "task gate", ("model",)),
+    "predict": (predict, PredictConfig, "predict with an export folder (ONNX Runtime, no torch); --clue writes the "
+                "CLUE test predictions", ("model",)),
+    "serve": (serve, ServeConfig, "JSON HTTP API over an export folder, with dynamic batching", ("model",)),
 }
 GROUPS = {
     "tokenizer": {"train": (tokenizer_train, TokenizerTrainConfig, "train a WordPiece or SentencePiece tokenizer", ())},
@@ -334,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args.func(args)
-    except (ConfigError, MissingDataError, NotAvailableYet, FileNotFoundError, FileExistsError, KeyError,
+    except (ConfigError, MissingDataError, NotAvailableYet, ExportError, FileNotFoundError, FileExistsError, KeyError,
             ValueError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"mengzi {args.command}: error: {message}", file=sys.stderr)

@@ -120,3 +120,41 @@ def test_submit_writes_a_zip_that_validates_and_validate_catches_tampering(runs,
     assert main(["clue", "submit", str(runs["chid-fewclue"]), "--out", str(tmp_path / "few.zip"),
                  "--data-dir", str(clue_root)]) == 2
     assert not (tmp_path / "few.zip").exists()
+
+
+@pytest.mark.parametrize("task", ["afqmc", "cluewsc2020", "c3", "chid", "cmrc2018"])
+def test_an_exported_run_writes_the_same_official_predictions_as_pytorch(runs, clue_root, tmp_path, task):
+    """`mengzi export RUN --check-data dev` then `mengzi predict EXPORT --clue`: ONNX Runtime (fp32) writes the
+    test predictions PyTorch wrote, file for file; the task gate compared the dev metrics on the way."""
+    from mengzi.export.session import read_manifest
+
+    export = tmp_path / "export"
+    assert main(["export", str(runs[task]), "--out", str(export), "--optimize", "--check-data", "dev",
+                 "--check-examples", "200"]) == 0
+    gate = read_manifest(export)["gates"]["task"]["fp32"]
+    assert gate["passed"] and gate["onnx"] == pytest.approx(gate["pytorch"]) and 0 < gate["examples"] <= 200
+    assert main(["predict", str(export), "--clue", "--data-dir", str(clue_root), "--out", str(tmp_path / "p")]) == 0
+    ours = sorted((tmp_path / "p").glob("*.json"))
+    theirs = sorted((runs[task] / "predictions").glob("*.json"))
+    assert [p.name for p in ours] == [p.name for p in theirs] and ours
+    for a, b in zip(ours, theirs):
+        if a.read_text(encoding="utf-8") != b.read_text(encoding="utf-8"):
+            _only_float_ties(task, export, clue_root, a, b)
+
+
+def _only_float_ties(task: str, export: Path, clue_root: Path, ours: Path, theirs: Path) -> None:
+    """Rows may differ only where two answers score the same to float32 noise (a random tiny model gives C3 choices
+    whose texts coincide after truncation identical logits): ONNX's logits of both answers within 1e-5."""
+    from mengzi.clue.tasks import get_task, load_task
+    from mengzi.export import Predictor
+
+    a = [json.loads(line)["label"] for line in ours.read_text(encoding="utf-8").splitlines()]
+    b = [json.loads(line)["label"] for line in theirs.read_text(encoding="utf-8").splitlines()]
+    differ = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+    assert len(a) == len(b) and len(differ) <= max(2, len(a) // 1000), f"{ours.name}: {len(differ)} rows differ"
+    spec = get_task(task)
+    name = next(test for test, predict_name in spec.test_files.items() if predict_name == ours.name)
+    _, logits = Predictor(export, providers="cpu").predict_dataset(load_task(task, name, clue_root))
+    index = (lambda label: spec.labels.index(label)) if spec.kind == "classification" else int
+    for i in differ:
+        assert abs(logits[i][index(a[i])] - logits[i][index(b[i])]) < 1e-5, (ours.name, i, logits[i])

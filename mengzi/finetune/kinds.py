@@ -16,11 +16,11 @@ around the blank when the context holds `[MASK]`s, as ChID's does).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import encoding
+from .encoding import Encoded, context_window, pair_ids, truncate_pair  # noqa: F401  (re-exported)
 
 KINDS: dict[str, type[Kind]] = {}
 NEG = -1e4  # logit of a padded choice: exp() underflows to 0 in fp32 and bf16
@@ -37,59 +37,12 @@ def get_kind(name: str) -> Kind:
     return KINDS[name]()
 
 
-@dataclass
-class Encoded:
-    """Features of one split: one dict per model input (a window for spans), `example_index` into the dataset."""
-
-    features: list[dict]
-    extra: dict = field(default_factory=dict)  # spans: offsets per feature for decoding
-
-    def __len__(self) -> int:
-        return len(self.features)
-
-
-def _special_ids(tokenizer) -> tuple[int, int, int]:
-    if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
-        raise ValueError(f"{type(tokenizer).__name__} has no [CLS]/[SEP]: fine-tuning heads here are for BERT-family "
-                         "encoders (T5/GPT text-to-text fine-tuning is a separate path)")
-    return tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id or 0
-
-
-def _token_ids(tokenizer, texts: list[str]) -> list[list[int]]:
-    if not texts:
-        return []
-    return tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-
-
-def truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
-    """Longest-first truncation (drop from the end of the longer part), as BERT's `_truncate_seq_pair`."""
-    excess = len(a) + len(b) - budget
-    if excess <= 0:
-        return a, b
-    la, lb = len(a), len(b)
-    for _ in range(excess):
-        if la > lb:
-            la -= 1
-        else:
-            lb -= 1
-    return a[:la], b[:lb]
-
-
-def pair_ids(cls_id: int, sep_id: int, a: list[int], b: list[int] | None) -> tuple[list[int], list[int]]:
-    ids = [cls_id, *a, sep_id]
-    types = [0] * len(ids)
-    if b is not None:
-        ids += [*b, sep_id]
-        types += [1] * (len(b) + 1)
-    return ids, types
-
-
 class Kind:
     name = ""
     model_task = ""  # mengzi.models.load TASKS key
 
     def encode(self, dataset, tokenizer, cfg) -> Encoded:
-        raise NotImplementedError
+        return encoding.encode(self.name, dataset, tokenizer, cfg.max_seq_len, getattr(cfg, "doc_stride", 128))
 
     def collate(self, features: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -100,8 +53,8 @@ class Kind:
     def loss(self, logits: torch.Tensor, batch: dict, smoothing: float = 0.0) -> torch.Tensor:
         raise NotImplementedError
 
-    def predict(self, logits: list[np.ndarray], encoded: Encoded, dataset, cfg) -> list:
-        raise NotImplementedError
+    def predict(self, logits: list, encoded: Encoded, dataset, cfg) -> list:
+        return encoding.predict(self.name, logits, encoded, dataset, getattr(cfg, "max_answer_len", 64))
 
     def num_labels(self, labels) -> int:
         return 1
@@ -151,21 +104,6 @@ class Classification(Kind):
     def num_labels(self, labels) -> int:
         return len(labels)
 
-    def encode(self, dataset, tokenizer, cfg) -> Encoded:
-        cls_id, sep_id, _ = _special_ids(tokenizer)
-        first = _token_ids(tokenizer, dataset["text"])
-        pairs = dataset["text_pair"] if "text_pair" in dataset.column_names else [""] * len(first)
-        paired = any(pairs)
-        second = _token_ids(tokenizer, pairs) if paired else [None] * len(first)
-        labels = dataset["label"] if "label" in dataset.column_names else [-1] * len(first)
-        features = []
-        for i, (a, b, label) in enumerate(zip(first, second, labels)):
-            budget = cfg.max_seq_len - (3 if paired else 2)
-            a, b2 = truncate_pair(a, b if paired else [], budget)
-            ids, types = pair_ids(cls_id, sep_id, a, b2 if paired else None)
-            features.append({"input_ids": ids, "token_type_ids": types, "label": int(label), "example_index": i})
-        return Encoded(features)
-
     def collate(self, features, pad_id):
         batch = _sequence_batch(features, pad_id)
         batch["labels"] = torch.tensor([f["label"] for f in features], dtype=torch.long)
@@ -176,47 +114,13 @@ class Classification(Kind):
     def loss(self, logits, batch, smoothing=0.0):
         return F.cross_entropy(logits, batch["labels"], label_smoothing=smoothing)
 
-    def predict(self, logits, encoded, dataset, cfg):
-        return [int(np.argmax(row)) for row in logits]
 
 
 # ----------------------------------------------------------------------------------------------- multiple choice
-def context_window(ctx: list[int], budget: int, mask_id: int | None) -> list[int]:
-    """At most `budget` tokens of a context: centred on the first [MASK] if it has one (a ChID blank), else the
-    head."""
-    if len(ctx) <= budget:
-        return ctx
-    if mask_id is not None and mask_id in ctx:
-        centre = ctx.index(mask_id)
-        start = min(max(0, centre - budget // 2), len(ctx) - budget)
-        return ctx[start : start + budget]
-    return ctx[:budget]
-
-
 @register_kind
 class MultipleChoice(Kind):
     name = "multiple_choice"
     model_task = "multiple-choice"
-
-    def encode(self, dataset, tokenizer, cfg) -> Encoded:
-        cls_id, sep_id, _ = _special_ids(tokenizer)
-        contexts = _token_ids(tokenizer, dataset["context"])
-        questions = _token_ids(tokenizer, dataset["question"]) if any(dataset["question"]) else [[]] * len(contexts)
-        choice_lists = dataset["choices"]
-        flat = [c for choices in choice_lists for c in choices]
-        flat_ids = iter(_token_ids(tokenizer, flat))
-        labels = dataset["label"] if "label" in dataset.column_names else [-1] * len(contexts)
-        half = cfg.max_seq_len // 2
-        features = []
-        for i, (ctx, q, choices, label) in enumerate(zip(contexts, questions, choice_lists, labels)):
-            encoded = []
-            for _ in choices:
-                c = next(flat_ids)[:half]
-                second = q[: max(0, half - len(c))] + c  # the choice is kept whole; a long question is cut
-                window = context_window(ctx, cfg.max_seq_len - 3 - len(second), tokenizer.mask_token_id)
-                encoded.append(pair_ids(cls_id, sep_id, window, second))
-            features.append({"choices": encoded, "label": int(label), "example_index": i})
-        return Encoded(features)
 
     def collate(self, features, pad_id):
         n_choices = max(len(f["choices"]) for f in features)
@@ -254,35 +158,11 @@ class MultipleChoice(Kind):
             target = target * (1 - smoothing) + others * smoothing / others.sum(-1, keepdim=True).clamp(min=1)
         return -(target * logp * valid).sum(-1).mean()
 
-    def predict(self, logits, encoded, dataset, cfg):
-        out = []
-        for row, feature in zip(logits, encoded.features):
-            out.append(int(np.argmax(row[: len(feature["choices"])])))
-        return out
-
-
 # ------------------------------------------------------------------------------------------------- span extraction
 @register_kind
 class Span(Kind):
     name = "span"
     model_task = "question-answering"
-
-    def encode(self, dataset, tokenizer, cfg) -> Encoded:
-        from .spans import prepare_span_features
-
-        answers = dataset["answers"] if "answers" in dataset.column_names else None
-        has_answers = answers is not None and any(a["text"] for a in answers)
-        raw = prepare_span_features(tokenizer, list(dataset["question"]), list(dataset["context"]), max_length=cfg.max_seq_len,
-                                    doc_stride=cfg.doc_stride, answers=answers if has_answers else None)
-        features = []
-        for k in range(len(raw["input_ids"])):
-            f = {"input_ids": raw["input_ids"][k], "token_type_ids": raw["token_type_ids"][k],
-                 "example_index": raw["example_index"][k]}
-            if has_answers:
-                f["start_positions"] = raw["start_positions"][k]
-                f["end_positions"] = raw["end_positions"][k]
-            features.append(f)
-        return Encoded(features, {"raw": raw})
 
     def collate(self, features, pad_id):
         batch = _sequence_batch(features, pad_id)
@@ -307,10 +187,3 @@ class Span(Kind):
         logits = self.masked(logits, batch)
         return (F.cross_entropy(logits[:, 0], batch["start_positions"], label_smoothing=smoothing)
                 + F.cross_entropy(logits[:, 1], batch["end_positions"], label_smoothing=smoothing)) / 2
-
-    def predict(self, logits, encoded, dataset, cfg):
-        from .spans import decode_spans
-
-        decoded = decode_spans([row[0] for row in logits], [row[1] for row in logits], encoded.extra["raw"],
-                               list(dataset["context"]), max_answer_length=cfg.max_answer_len)
-        return [d["text"] for d in decoded]

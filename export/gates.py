@@ -1,0 +1,133 @@
+"""The two gates every export passes before its folder is written.
+
+* Numeric: the ONNX graph against PyTorch on the same sample batch, padded (rows of different lengths in one
+  batch) and unpadded (each row alone); the largest absolute difference over real positions (padding, padded
+  choices excluded) must stay within the precision's tolerance.
+* Task: the dev metric of the ONNX graph against PyTorch's on a dev set; a quantised graph must keep at least
+  `min_ratio` of it. Both sides decode with the same code (`mengzi.finetune.encoding`), so the comparison is of
+  the numbers alone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from mengzi.finetune import encoding
+
+from .onnx_export import torch_outputs
+from .predictor import pad_batch
+from .session import ExportError
+
+log = logging.getLogger("mengzi.export")
+
+# default per-precision tolerance on the largest absolute logit difference (override: --tolerance)
+TOLERANCE = {"fp32": 1e-4, "fp16": 5e-2, "int8": 1.0}
+
+# a few real-looking Chinese inputs of different lengths (padding happens in every batch)
+SAMPLES = [
+    ("花呗怎么还款", "花呗如何还钱"),
+    ("孟子预训练模型由澜舟科技发布，在中文理解评测CLUE上取得了很好的成绩。", "澜舟科技发布了孟子模型"),
+    ("今天天气很好", "明天会下雨吗？我想出去走走，顺便买点东西，再去图书馆还书。"),
+    ("为什么我的借呗额度突然降低了，之前一直按时还款的，也没有逾期记录", "借呗额度下降"),
+    ("深度学习", "机器学习的一个分支，使用多层神经网络从数据中学习表示。"),
+]
+
+
+def sample_dataset(kind: str, samples=SAMPLES) -> encoding.Columns:
+    a = [s[0] for s in samples]
+    b = [s[1] for s in samples]
+    if kind == "multiple_choice":
+        return encoding.Columns(context=[x + y for x, y in zip(a, b)], question=[""] * len(a),
+                                choices=[[b[i], a[(i + 1) % len(a)], b[(i + 2) % len(a)]][: 2 + i % 2]
+                                         for i in range(len(a))])
+    if kind == "span":
+        return encoding.Columns(question=a, context=[y * (1 + 30 * (i == 2)) for i, y in enumerate(b)])
+    return encoding.Columns(text=a, text_pair=b)
+
+
+def _features(head, tokenizer, max_seq_len: int, doc_stride: int) -> list[dict]:
+    if head.kind in encoding.ENCODERS:
+        return encoding.encode(head.kind, sample_dataset(head.kind), tokenizer, max_seq_len, doc_stride).features
+    texts = [s[0] + ("[MASK]" if head.kind == "fill_mask" else "") + s[1] for s in SAMPLES]
+    enc = tokenizer(texts, truncation=True, max_length=max_seq_len)
+    return [{"input_ids": i, "token_type_ids": t} for i, t in zip(enc["input_ids"], enc["token_type_ids"])]
+
+
+def _max_diff(head, feeds: dict, ours: list[np.ndarray], theirs: list[np.ndarray]) -> float:
+    mask = feeds["attention_mask"].astype(bool)
+    worst = 0.0
+    for a, b in zip(ours, theirs):
+        if head.choice_axis:
+            valid = mask.any(-1)  # [batch, choices]: real choices only
+        elif a.ndim >= 2 and a.shape[1] == mask.shape[1]:
+            valid = mask  # per-token outputs: real tokens only
+        else:
+            valid = np.ones(a.shape[:1], dtype=bool)
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))[valid]
+        if not np.isfinite(diff).all():
+            return float("inf")
+        worst = max(worst, float(diff.max()) if diff.size else 0.0)
+    return worst
+
+
+def numeric_gate(model, head, session, tokenizer, precision: str, tolerance: float | None = None,
+                 max_seq_len: int = 128, doc_stride: int = 128) -> dict:
+    """Max |ONNX - PyTorch| on a padded batch and on each row alone; raises ExportError above the tolerance."""
+    tolerance = TOLERANCE[precision] if tolerance is None else tolerance
+    features = _features(head, tokenizer, max_seq_len, doc_stride)
+    pad = tokenizer.pad_token_id or 0
+    inputs = [i.name for i in session.get_inputs()]
+    result = {}
+    for name, batches in (("padded", [features]), ("unpadded", [[f] for f in features])):
+        worst = 0.0
+        for batch in batches:
+            feeds = pad_batch(batch, pad)
+            ours = session.run(None, {k: v for k, v in feeds.items() if k in inputs})
+            worst = max(worst, _max_diff(head, feeds, ours, torch_outputs(model, head, feeds)))
+        result[name] = worst
+    result.update(max_abs_diff=max(result.values()), tolerance=tolerance, precision=precision,
+                  passed=max(result.values()) <= tolerance)
+    log.info("numeric gate (%s): max |onnx - torch| padded %.3g, unpadded %.3g (tolerance %.3g)", precision,
+             result["padded"], result["unpadded"], tolerance)
+    if not result["passed"]:
+        raise ExportError(f"numeric gate failed for the {precision} graph: max |onnx - pytorch| = "
+                          f"{result['max_abs_diff']:.4g} (padded {result['padded']:.4g}, unpadded "
+                          f"{result['unpadded']:.4g}) > tolerance {tolerance:.3g}")
+    return result
+
+
+def torch_predictions(model, head, dataset, tokenizer, max_seq_len: int, doc_stride: int, max_answer_len: int,
+                      batch_size: int = 32) -> list:
+    """PyTorch's predictions on `dataset`, batched and padded as the Predictor does."""
+    encoded = encoding.encode(head.kind, dataset, tokenizer, max_seq_len, doc_stride)
+    pad = tokenizer.pad_token_id or 0
+    feats = encoded.features
+    logits: list = [None] * len(feats)
+    for start in range(0, len(feats), batch_size):
+        batch = feats[start : start + batch_size]
+        outputs = torch_outputs(model, head, pad_batch(batch, pad))
+        rows = np.stack(outputs[:2], axis=1) if head.kind == "span" else outputs[0]
+        for k, (f, row) in enumerate(zip(batch, rows)):
+            width = len(f["choices"]) if "choices" in f else len(f["input_ids"]) if head.kind == "span" \
+                else row.shape[-1]
+            logits[start + k] = row[..., :width]
+    return encoding.predict(head.kind, logits, encoded, dataset, max_answer_len)
+
+
+def task_gate(reference: dict, onnx: dict, main: str, precision: str, min_ratio: float = 0.99,
+              allow_drop: bool = False) -> dict:
+    """Compare dev metrics ({name: value}); fail a quantised graph below `min_ratio` of PyTorch's main metric."""
+    ratio = onnx[main] / reference[main] if reference[main] else (1.0 if onnx[main] == reference[main] else 0.0)
+    result = {"metric": main, "pytorch": reference, "onnx": onnx, "ratio": ratio, "min_ratio": min_ratio,
+              "passed": ratio >= min_ratio}
+    log.info("task gate (%s): %s pytorch %.4g, onnx %.4g (ratio %.4f, at least %.2f)", precision, main,
+             reference[main], onnx[main], ratio, min_ratio)
+    if not result["passed"]:
+        message = (f"task gate failed for the {precision} graph: dev {main} {onnx[main]:.4g} vs PyTorch "
+                   f"{reference[main]:.4g} = {ratio:.2%} of it, below the required {min_ratio:.0%}")
+        if not allow_drop:
+            raise ExportError(message + " (--allow-metric-drop writes it anyway)")
+        log.warning("%s; written anyway (--allow-metric-drop)", message)
+    return result

@@ -1,0 +1,268 @@
+"""`Predictor(DIR)`: batched prediction over an export folder with ONNX Runtime, tokenizers and numpy only.
+
+    from mengzi.export import Predictor
+    p = Predictor("exports/afqmc")
+    p.predict([{"text": "花呗怎么还款", "text_pair": "花呗如何还钱"}])
+    # [{"label": "1", "index": 1, "score": 0.93, "probabilities": {"0": 0.07, "1": 0.93}}]
+
+Records by head: classification {"text", "text_pair"?}; multiple choice {"context", "question"?, "choices"};
+question answering {"question", "context"}; fill-mask {"text" with [MASK]}; token classification {"text"};
+T5 / GPT {"text"}. Features are built by `mengzi.finetune.encoding` (the functions fine-tuning evaluated with),
+batched by length with padding to the longest in the batch, and decoded by the same code (labels, CMRC spans,
+choices). `predict_dataset` returns the raw per-example predictions the CLUE submission writers take.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from mengzi.finetune import encoding
+
+from .heads import get_head
+from .session import ExportError, choose_providers, make_session, read_manifest
+from .tokenize import FastTokenizer
+
+_DEFAULT_MAX_LEN = 512
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _need_str(record: dict, key: str, optional: bool = False) -> None:
+    value = record.get(key)
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or not value.strip():
+        got = "missing" if value is None else f"{type(value).__name__} {value!r:.40}"
+        raise ValueError(f"field {key!r}: expected a non-empty string, got {got}")
+
+
+class Predictor:
+    def __init__(self, folder: str | os.PathLike, providers: str | list[str] | None = "auto", threads: int = 0,
+                 batch_size: int = 32, **generation):
+        self.folder = Path(folder)
+        self.manifest = read_manifest(self.folder)
+        self.head = get_head(self.manifest["head"])
+        self.tokenizer = FastTokenizer(self.folder / "tokenizer.json", self.manifest.get("special"))
+        self.batch_size = batch_size
+        self._pad = self.tokenizer.pad_token_id or 0
+        self.providers = choose_providers(providers)
+        task = self.manifest.get("task") or {}
+        self.max_seq_len = int(task.get("max_seq_len") or self.manifest.get("max_seq_len") or _DEFAULT_MAX_LEN)
+        self.doc_stride = int(task.get("doc_stride") or 128)
+        self.max_answer_len = int(task.get("max_answer_len") or 64)
+        self.labels = self.manifest.get("labels")
+        self.generation = generation
+        if self.head.generative:
+            from .generation import OnnxGenerator
+
+            self.generator = OnnxGenerator(self.folder, self.manifest, self.tokenizer._tok, providers=self.providers,
+                                           threads=threads)
+            self.session = None
+        else:
+            files = self.manifest["files"]
+            # TensorRT builds its own fused engines from the plain graph; ORT's contrib ops would fall back
+            name = files.get("unfused", files["model"]) if self.providers[0] == "TensorrtExecutionProvider" \
+                else files["model"]
+            self.session = make_session(self.folder / name, self.providers, threads)
+            self._inputs = [i.name for i in self.session.get_inputs()]
+
+    # ------------------------------------------------------------------------------------------------ describe
+    def info(self) -> dict:
+        return {"head": self.head.name, "task": (self.manifest.get("task") or {}).get("name"),
+                "labels": self.labels, "precision": self.manifest.get("precision"),
+                "optimized": self.manifest.get("optimized"), "providers": self.providers,
+                "max_seq_len": self.max_seq_len, "files": self.manifest["files"], "source": self.manifest.get("source")}
+
+    def validate(self, record) -> None:
+        """Raise ValueError naming the field when `record` is not what this head reads."""
+        if not isinstance(record, dict):
+            raise ValueError(f"expected an object, got {type(record).__name__}")
+        kind = self.head.kind
+        if kind == "classification":
+            _need_str(record, "text")
+            _need_str(record, "text_pair", optional=True)
+        elif kind == "multiple_choice":
+            _need_str(record, "context")
+            _need_str(record, "question", optional=True)
+            choices = record.get("choices")
+            if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
+                raise ValueError(f"field 'choices': expected a list of at least 2 strings, got {choices!r:.60}")
+        elif kind == "span":
+            _need_str(record, "question")
+            _need_str(record, "context")
+        else:
+            _need_str(record, "text")
+            if kind == "fill_mask" and "[MASK]" not in record["text"]:
+                raise ValueError("field 'text': a fill-mask model needs at least one [MASK] in the text")
+
+    # ------------------------------------------------------------------------------------------------- running
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
+
+    def _batches(self, features: list[dict]):
+        """Feature indices in batches of similar length (less padding), longest first."""
+        def length(f):
+            return max(len(ids) for ids, _ in f["choices"]) if "choices" in f else len(f["input_ids"])
+
+        order = sorted(range(len(features)), key=lambda i: -length(features[i]))
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def logits(self, encoded: encoding.Encoded) -> list[np.ndarray]:
+        """Per feature, its logits cut to its own width: [labels], [choices], or [2, length] for spans."""
+        out: list[np.ndarray | None] = [None] * len(encoded.features)
+        for indices in self._batches(encoded.features):
+            features = [encoded.features[i] for i in indices]
+            outputs = self._run(pad_batch(features, self._pad))
+            logits = np.stack(outputs[:2], axis=1) if self.head.kind == "span" else outputs[0]
+            for i, f, row in zip(indices, features, logits.astype(np.float32)):
+                width = len(f["choices"]) if "choices" in f else len(f["input_ids"]) if self.head.kind == "span" \
+                    else row.shape[-1]
+                out[i] = row[..., :width]
+        return out
+
+    def predict_dataset(self, dataset) -> tuple[list, list[np.ndarray]]:
+        """Predictions per example in the fine-tuning kinds' format (label index, choice index, answer text) and
+        the logits per feature. `dataset`: a `datasets.Dataset` in the shared schema or `encoding.Columns`."""
+        kind = self.head.kind
+        if kind not in encoding.ENCODERS:
+            raise ExportError(f"predict_dataset serves classification, multiple choice and span heads, not {kind}")
+        encoded = encoding.encode(kind, dataset, self.tokenizer, self.max_seq_len, self.doc_stride)
+        logits = self.logits(encoded) if encoded.features else []
+        return encoding.predict(kind, logits, encoded, dataset, self.max_answer_len), logits
+
+    def predict(self, records: list[dict]) -> list[dict]:
+        """One result per record (see the module doc for record and result fields)."""
+        if not records:
+            return []
+        for i, r in enumerate(records):
+            try:
+                self.validate(r)
+            except ValueError as e:
+                raise ValueError(f"record {i}: {e}") from None
+        kind = self.head.kind
+        if self.head.generative:
+            texts = self.generator.generate([r["text"] for r in records], **self.generation)
+            return [{"text": t} for t in texts]
+        if kind == "fill_mask":
+            return self._fill_mask(records)
+        if kind == "token_classification":
+            return self._tag(records)
+        columns = {"classification": ("text", "text_pair"), "multiple_choice": ("context", "question", "choices"),
+                   "span": ("question", "context")}[kind]
+        dataset = encoding.Columns({c: [r.get(c) or ("" if c != "choices" else []) for r in records]
+                                    for c in columns})
+        encoded = encoding.encode(kind, dataset, self.tokenizer, self.max_seq_len, self.doc_stride)
+        logits = self.logits(encoded)
+        if kind == "classification":
+            out = []
+            for row in logits:
+                p = _softmax(row)
+                i = int(p.argmax())
+                names = [self._label(k) for k in range(len(p))]
+                out.append({"label": names[i], "index": i, "score": float(p[i]),
+                            "probabilities": {n: float(v) for n, v in zip(names, p)}})
+            return out
+        if kind == "multiple_choice":
+            out = []
+            for row, r in zip(logits, records):
+                p = _softmax(row)
+                i = int(p.argmax())
+                out.append({"choice": i, "text": r["choices"][i], "score": float(p[i]), "scores": p.tolist()})
+            return out
+        spans = encoding.decode_span_answers(logits, encoded, dataset, self.max_answer_len)
+        return [{"answer": s["text"], "score": s["score"],
+                 "start": s["n_best"][0]["start"] if s["n_best"] else -1,
+                 "end": s["n_best"][0]["end"] if s["n_best"] else -1} for s in spans]
+
+    def _label(self, index: int) -> str:
+        return str(self.labels[index]) if self.labels and index < len(self.labels) else str(index)
+
+    def _plain(self, records: list[dict]):
+        enc = self.tokenizer([r["text"] for r in records], truncation=True, max_length=self.max_seq_len,
+                             return_offsets_mapping=True)
+        features = [{"input_ids": ids, "token_type_ids": types}
+                    for ids, types in zip(enc["input_ids"], enc["token_type_ids"])]
+        logits: list[np.ndarray | None] = [None] * len(features)
+        for indices in self._batches(features):
+            batch = [features[i] for i in indices]
+            out = self._run(pad_batch(batch, self._pad))[0]
+            for i, f, row in zip(indices, batch, out.astype(np.float32)):
+                logits[i] = row[: len(f["input_ids"])]
+        return enc, logits
+
+    def _fill_mask(self, records: list[dict], top_k: int = 5) -> list[dict]:
+        enc, logits = self._plain(records)
+        out = []
+        for ids, row in zip(enc["input_ids"], logits):
+            masks, filled = [], list(ids)
+            for pos in [i for i, t in enumerate(ids) if t == self.tokenizer.mask_token_id]:
+                p = _softmax(row[pos])
+                best = np.argsort(-p)[:top_k]
+                masks.append([{"token": self.tokenizer.convert_ids_to_tokens([int(k)])[0], "id": int(k),
+                               "score": float(p[k])} for k in best])
+                filled[pos] = int(best[0])
+            out.append({"masks": masks, "filled": self.tokenizer.decode(filled).replace(" ", "")})
+        return out
+
+    def _tag(self, records: list[dict]) -> list[dict]:
+        enc, logits = self._plain(records)
+        out = []
+        for offsets, row, r in zip(enc["offset_mapping"], logits, records):
+            p = _softmax(row)
+            tokens = [{"text": r["text"][s:e], "label": self._label(int(k)), "score": float(q[k]), "start": s,
+                       "end": e} for (s, e), q, k in zip(offsets, p, p.argmax(-1)) if e > s]
+            out.append({"tokens": tokens, "entities": _entities(tokens, r["text"])})
+        return out
+
+
+def pad_batch(features: list[dict], pad: int) -> dict[str, np.ndarray]:
+    """Features padded to the batch's longest: [batch, length], or [batch, choices, length] for multiple choice
+    (padded choices fully masked), as fine-tuning's collate pads them."""
+    if "choices" in features[0]:
+        n = max(len(f["choices"]) for f in features)
+        rows = [f["choices"] + [([pad], [0])] * (n - len(f["choices"])) for f in features]
+        flat = [ids for row in rows for ids in row]
+        real = [[1] * len(f["choices"]) + [0] * (n - len(f["choices"])) for f in features]
+        mask_of = [r for row in real for r in row]
+    else:
+        flat = [(f["input_ids"], f["token_type_ids"]) for f in features]
+        mask_of = [1] * len(flat)
+    length = max(len(ids) for ids, _ in flat)
+    ids = np.full((len(flat), length), pad, dtype=np.int64)
+    types = np.zeros((len(flat), length), dtype=np.int64)
+    mask = np.zeros((len(flat), length), dtype=np.int64)
+    for i, ((row_ids, row_types), real) in enumerate(zip(flat, mask_of)):
+        ids[i, : len(row_ids)] = row_ids
+        types[i, : len(row_types)] = row_types
+        mask[i, : len(row_ids)] = real
+    if "choices" in features[0]:
+        shape = (len(features), -1, length)
+        return {"input_ids": ids.reshape(shape), "token_type_ids": types.reshape(shape),
+                "attention_mask": mask.reshape(shape)}
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+
+
+def _entities(tokens: list[dict], text: str) -> list[dict]:
+    """BIO / BIOES tags merged into entities {"type", "text", "start", "end"}; other tag sets give none."""
+    entities, current = [], None
+    for t in tokens:
+        prefix, _, kind = t["label"].partition("-")
+        if prefix in ("B", "S") or (prefix in ("I", "E") and (current is None or current["type"] != kind)):
+            current = {"type": kind, "start": t["start"], "end": t["end"]}
+            entities.append(current)
+        elif prefix in ("I", "E") and current is not None:
+            current["end"] = t["end"]
+        else:
+            current = None
+        if prefix in ("E", "S"):
+            current = None
+    for e in entities:
+        e["text"] = text[e["start"] : e["end"]]
+    return [e for e in entities if e["type"]]

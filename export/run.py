@@ -1,0 +1,368 @@
+"""`mengzi export` and `mengzi predict`: a checkpoint or run folder -> a validated export folder -> predictions.
+
+    mengzi export runs/clue/afqmc --out exports/afqmc --optimize --quantize int8 --check-data dev
+    mengzi predict exports/afqmc --text 花呗怎么还款 --text-pair 花呗如何还钱
+    mengzi predict exports/afqmc --clue --out predictions/     # the CLUE test files, official format
+
+The export folder is written atomically (a temp folder renamed at the end), after both gates passed. Configs are
+torch-free so the command line loads fast; the work imports torch only when exporting.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mengzi.config import ConfigError, option
+
+from .session import ExportError
+
+log = logging.getLogger("mengzi.export")
+
+
+@dataclass
+class ExportConfig:
+    model: str = option("", "a model folder, a `mengzi clue run` / `mengzi finetune` run folder, preset or hub id")
+    out: str = option("", "export folder to write")
+    task: str = option("auto", "head: auto (from the checkpoint), sequence-classification, multiple-choice, "
+                       "question-answering, fill-mask, token-classification, seq2seq-lm, causal-lm")
+    optimize: bool = option(False, "fuse attention / LayerNorm / GELU with onnxruntime.transformers (BERT family)")
+    quantize: Literal["", "int8"] = option("", "int8: quantise for CPU")
+    int8_mode: Literal["dynamic", "static"] = option("dynamic", "int8 activations: scaled at run time (dynamic) or "
+                                                     "calibrated on real text (static, needs --check-data)")
+    per_channel: bool = option(False, "int8: one weight scale per output channel instead of per tensor")
+    fp16: bool = option(False, "fp16 weights and compute (GPU)")
+    opset: int = option(17, "ONNX opset")
+    dynamo: bool = option(False, "use torch's dynamo exporter (its graph does not fuse; the TorchScript one does)")
+    check_data: str = option("", "dev data for the task gate: 'dev' (the run's own dev split) or a file in the "
+                             "task's format")
+    check_examples: int = option(0, "use only the first N examples of the check data (0: all)")
+    min_metric_ratio: float = option(0.99, "task gate: the export must keep at least this share of PyTorch's metric")
+    allow_metric_drop: bool = option(False, "write the export even when the task gate fails (it is recorded)")
+    tolerance: float = option(0.0, "numeric gate of the final graph: max |onnx - pytorch| (0: per precision, fp32 "
+                              "1e-4, fp16 5e-2, int8 1.0)")
+    max_seq_len: int = option(0, "sequence length for predictions (0: the run's, else 512)")
+    providers: str = option("cpu", "providers the gates run on (auto: TensorRT > CUDA > CPU)")
+    data: str = option("", "data folder for data:REL paths (default $DATA or ../shared/data)")
+    overwrite: bool = option(False, "replace an existing export folder")
+
+
+@dataclass
+class PredictConfig:
+    model: str = option("", "export folder (from `mengzi export`)")
+    text: list[str] = option([], "texts to predict (fill-mask: with [MASK]; T5/GPT: prompts)")
+    text_pair: list[str] = option([], "second texts of pairs, one per --text")
+    question: str = option("", "question answering: the question (--text is the context)")
+    choices: list[str] = option([], "multiple choice: the choices (--text is the context)")
+    input: str = option("", "a .jsonl file of records to predict (fields as the head reads them)")
+    clue: bool = option(False, "predict the CLUE test files of the export's task, written in the official format")
+    data_dir: str = option("", "CLUE root for --clue (default: the run's)")
+    out: str = option("", "--input: .jsonl to write (default stdout); --clue: folder for <task>_predict.json")
+    providers: str = option("auto", "execution providers (auto: TensorRT > CUDA > CPU; or cpu, cuda, tensorrt)")
+    threads: int = option(0, "intra-op threads (0: one per physical core)")
+    batch_size: int = option(32, "examples per ONNX Runtime call")
+    max_new_tokens: int = option(64, "T5/GPT: tokens to generate")
+    num_beams: int = option(1, "T5/GPT: beam width (1: greedy)")
+    data: str = option("", "data folder for data:REL paths (default $DATA or ../shared/data)")
+
+
+# ------------------------------------------------------------------------------------------------------ export
+def _source(cfg: ExportConfig) -> tuple[Path, dict]:
+    """(model folder, run info) for a model folder, a run folder (holding model/ and config.yaml) or a hub id."""
+    import yaml
+
+    from mengzi.models.load import _local_folder
+
+    path = Path(cfg.model)
+    if (path / "model" / "config.json").is_file():
+        run = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) if (path / "config.yaml").is_file() \
+            else {}
+        return path / "model", {"run": str(path), **(run or {})}
+    return _local_folder(cfg.model, None), {}
+
+
+def _check_dataset(cfg: ExportConfig, run: dict, head, labels):
+    """The dev set of the task gate, in the shared schema: the run's CLUE task or user data, or a file."""
+    from mengzi.data import resolve
+
+    spec = cfg.check_data
+    if run.get("task"):  # a CLUE run
+        from mengzi.clue.tasks import load_task
+
+        root = Path(resolve(run.get("data_dir") or "data:clue", cfg.data or run.get("data") or None))
+        files = {k: str(resolve(v, cfg.data or run.get("data") or None)) for k, v in (run.get("files") or {}).items()}
+        if spec != "dev":
+            files["dev"] = str(resolve(spec, cfg.data or None))
+        return load_task(run["task"], "dev", root, files, limit=cfg.check_examples)
+    if run.get("dataset"):  # a `mengzi finetune` run on user data
+        from mengzi.config import from_dict
+        from mengzi.finetune.userdata import DataFiles, load_user_split
+
+        files = from_dict(DataFiles, run["dataset"])
+        path = Path(resolve(files.dev if spec == "dev" else spec, cfg.data or None))
+        ds = load_user_split(files, path, labels)
+        return ds.select(range(min(cfg.check_examples, len(ds)))) if cfg.check_examples else ds
+    raise ConfigError("--check-data needs a run folder (of `mengzi clue run` or `mengzi finetune`) to know the task")
+
+
+def export_model(cfg: ExportConfig) -> Path:
+    import torch  # noqa: F401  (the export side; the runtime never imports it)
+
+    from mengzi import atomic
+
+    from . import gates
+    from .heads import detect_head, get_head
+    from .onnx_export import load_model
+    from .session import write_manifest
+
+    if not cfg.model or not cfg.out:
+        raise ConfigError("mengzi export MODEL --out DIR")
+    if cfg.fp16 and cfg.quantize:
+        raise ConfigError("choose one of --fp16 (GPU) and --quantize int8 (CPU)")
+    folder, run = _source(cfg)
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    head = get_head(detect_head(config) if cfg.task == "auto" else cfg.task)
+    if (cfg.optimize or cfg.quantize or cfg.fp16) and head.generative:
+        raise ConfigError(f"--optimize/--quantize/--fp16 serve the BERT-family heads; {head.name} exports plain")
+    if cfg.int8_mode == "static" and cfg.quantize and not cfg.check_data:
+        raise ConfigError("static INT8 calibrates on real text: pass --check-data")
+    train = run.get("train") or {}
+    seq = cfg.max_seq_len or int(train.get("max_seq_len") or 0) or min(512, config.get("max_position_embeddings", 512))
+    task_info = {"name": run.get("task") or config.get("mengzi_task"), "kind": head.kind, "max_seq_len": seq,
+                 "doc_stride": int(train.get("doc_stride") or 128),
+                 "max_answer_len": int(train.get("max_answer_len") or 64),
+                 "data_dir": run.get("data_dir"), "files": run.get("files") or {}}
+    id2label = config.get("id2label") or {}
+    labels = [id2label[str(i)] for i in range(len(id2label))] if head.kind == "classification" or \
+        head.kind == "token_classification" else None
+    started = time.perf_counter()
+    model, tokenizer = load_model(folder, head)
+    log.info("exporting %s (%s head) from %s", type(model).__name__, head.name, folder)
+    report: dict = {}
+    with atomic.folder(cfg.out, overwrite=cfg.overwrite) as tmp:
+        tmp = Path(tmp)
+        tokenizer.save_pretrained(tmp)
+        if not (tmp / "tokenizer.json").is_file():
+            raise ExportError(f"{type(tokenizer).__name__} wrote no tokenizer.json; the runtime needs one")
+        special = {k: getattr(tokenizer, f"{k}_token_id", None) for k in ("cls", "sep", "pad", "mask", "unk", "eos")}
+        manifest = {"head": head.name, "family": _family(config), "source": str(Path(cfg.model).resolve()),
+                    "labels": labels, "task": task_info, "special": special, "precision": "fp32",
+                    "optimized": bool(cfg.optimize), "opset": cfg.opset, "exporter": "dynamo" if cfg.dynamo
+                    else "torchscript"}
+        if head.generative:
+            from .seq2seq import check_generative, export_generative
+
+            manifest.update(export_generative(model, tmp, opset=cfg.opset, dynamo=cfg.dynamo))
+            check = check_generative(model, tmp, manifest, tmp / "tokenizer.json", providers=cfg.providers)
+            tol = cfg.tolerance or gates.TOLERANCE["fp32"]
+            if check["max_abs_diff"] > tol:
+                raise ExportError(f"numeric gate failed: max |onnx - pytorch| = {check['max_abs_diff']:.4g} > {tol}")
+            report["numeric"] = {"fp32": check | {"tolerance": tol, "passed": True}}
+        else:
+            report = _export_encoder(cfg, model, head, tokenizer, tmp, seq, task_info, manifest, run, labels)
+        manifest["gates"] = report
+        manifest["export_seconds"] = round(time.perf_counter() - started, 1)
+        write_manifest(tmp, manifest)
+    sizes = {p.name: f"{p.stat().st_size / 2**20:.1f} MB" for p in sorted(Path(cfg.out).glob("*.onnx"))}
+    print(f"{head.name} -> {cfg.out} ({manifest['precision']}{', fused' if cfg.optimize else ''}): "
+          f"{', '.join(f'{k} {v}' for k, v in sizes.items())}")
+    for gate, result in report.items():
+        for precision, r in result.items():
+            if gate == "numeric":
+                print(f"  numeric gate {precision}: max |onnx - pytorch| {r['max_abs_diff']:.3g} "
+                      f"(tolerance {r['tolerance']:.3g}) passed")
+            else:
+                print(f"  task gate {precision}: {r['metric']} pytorch {r['pytorch'][r['metric']]:.4g} onnx "
+                      f"{r['onnx'][r['metric']]:.4g} ratio {r['ratio']:.4f} "
+                      f"{'passed' if r['passed'] else 'FAILED (written with --allow-metric-drop)'}")
+    return Path(cfg.out)
+
+
+def _family(config: dict) -> str:
+    return {"bert": "bert", "t5": "t5", "gpt_neo": "gpt-neo"}.get(config.get("model_type"), config.get("model_type"))
+
+
+def _export_encoder(cfg, model, head, tokenizer, tmp: Path, seq: int, task_info: dict, manifest: dict, run: dict,
+                    labels) -> dict:
+    from . import gates, optimize
+    from .onnx_export import export_encoder
+    from .session import make_session
+
+    final = "fp16" if cfg.fp16 else "int8" if cfg.quantize else "fp32"
+    raw = tmp / ("model.unfused.onnx" if cfg.optimize else "model.onnx")
+    export_encoder(model, head, raw, opset=cfg.opset, dynamo=cfg.dynamo)
+    numeric = {}
+
+    def check(path: Path, precision: str, label: str):
+        session = make_session(path, cfg.providers)
+        tol = (cfg.tolerance or None) if precision == final else None  # --tolerance is the final graph's
+        numeric[label] = gates.numeric_gate(model, head, session, tokenizer, precision, tol, seq,
+                                            task_info["doc_stride"])
+        return session
+
+    check(raw, "fp32", "fp32")
+    current = raw
+    if cfg.optimize:
+        c = model.config
+        fused = tmp / "model.onnx"
+        manifest["fusion"] = optimize.fuse(raw, fused, c.num_attention_heads, c.hidden_size, c.num_hidden_layers)
+        check(fused, "fp32", "fp32-fused")
+        current = fused
+    dataset = None
+    if cfg.check_data:
+        if head.kind not in ("classification", "multiple_choice", "span"):
+            raise ConfigError(f"the task gate serves classification, multiple choice and span heads, not {head.kind}")
+        dataset = _check_dataset(cfg, run, head, labels)
+    if cfg.fp16 or cfg.quantize:
+        precision = "fp16" if cfg.fp16 else "int8"
+        reduced = tmp / f"model.{precision}.onnx"
+        if cfg.fp16:
+            optimize.to_fp16(current, reduced)
+        else:
+            calibration = _calibration(head, dataset, tokenizer, seq, task_info) if cfg.int8_mode == "static" else None
+            optimize.quantize_int8(current, reduced, cfg.int8_mode, cfg.per_channel, calibration)
+        check(reduced, precision, precision)
+        if current.name == "model.onnx":
+            current.unlink()
+        current = reduced.rename(tmp / "model.onnx")
+        manifest.update(precision=precision, int8={"mode": cfg.int8_mode, "per_channel": cfg.per_channel}
+                        if cfg.quantize else None)
+    files = {"model": "model.onnx"}
+    if cfg.optimize:
+        files["unfused"] = "model.unfused.onnx"  # TensorRT takes the plain graph
+    manifest["files"] = files
+    report = {"numeric": numeric}
+    if dataset is not None:
+        report["task"] = {manifest["precision"]: _task_gate(cfg, model, head, tokenizer, dataset, tmp, manifest,
+                                                            task_info)}
+    return report
+
+
+def _calibration(head, dataset, tokenizer, seq: int, task_info: dict, batches: int = 32, batch_size: int = 8):
+    from mengzi.finetune import encoding
+
+    from .predictor import pad_batch
+
+    if dataset is None:
+        raise ConfigError("static INT8 calibrates on real text: pass --check-data")
+    encoded = encoding.encode(head.kind, dataset, tokenizer, seq, task_info["doc_stride"])
+    feats = encoded.features[: batches * batch_size]
+    pad = tokenizer.pad_token_id or 0
+    return [pad_batch(feats[i : i + batch_size], pad) for i in range(0, len(feats), batch_size)]
+
+
+def _task_gate(cfg, model, head, tokenizer, dataset, tmp: Path, manifest: dict, task_info: dict) -> dict:
+    from mengzi.finetune.metrics import metric_for_kind
+
+    from . import gates
+    from .predictor import Predictor
+    from .session import write_manifest
+
+    metric, main = metric_for_kind(head.kind)
+    reference = metric(gates.torch_predictions(model, head, dataset, tokenizer, task_info["max_seq_len"],
+                                               task_info["doc_stride"], task_info["max_answer_len"]), dataset)
+    write_manifest(tmp, manifest)  # the Predictor reads the folder as users will
+    onnx_predictions, _ = Predictor(tmp, providers=cfg.providers).predict_dataset(dataset)
+    return gates.task_gate(reference, metric(onnx_predictions, dataset), main, manifest["precision"],
+                           cfg.min_metric_ratio, cfg.allow_metric_drop) | {"examples": len(dataset)}
+
+
+# ----------------------------------------------------------------------------------------------------- predict
+def predict(cfg: PredictConfig):
+    from .predictor import Predictor
+
+    if not cfg.model:
+        raise ConfigError("mengzi predict EXPORT_DIR --text ... (or --input FILE.jsonl, or --clue)")
+    generation = {"max_new_tokens": cfg.max_new_tokens, "num_beams": cfg.num_beams}
+    predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads, batch_size=cfg.batch_size,
+                          **(generation if _is_generative(cfg.model) else {}))
+    if cfg.clue:
+        return predict_clue(predictor, cfg)
+    records = _records(cfg, predictor)
+    started = time.perf_counter()
+    results = predictor.predict(records)
+    seconds = time.perf_counter() - started
+    lines = [json.dumps(r, ensure_ascii=False) for r in results]
+    if cfg.out:
+        from mengzi import atomic
+
+        atomic.write_text(cfg.out, "\n".join(lines) + "\n")
+        print(f"{len(results)} predictions -> {cfg.out} ({len(results) / max(seconds, 1e-9):.1f}/s)")
+    else:
+        print("\n".join(lines))
+    return results
+
+
+def _is_generative(folder: str) -> bool:
+    from .heads import get_head
+    from .session import read_manifest
+
+    return get_head(read_manifest(folder)["head"]).generative
+
+
+def _records(cfg: PredictConfig, predictor) -> list[dict]:
+    if cfg.input:
+        records = []
+        with open(cfg.input, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                    predictor.validate(record)
+                except (json.JSONDecodeError, ValueError) as e:
+                    raise ValueError(f"{cfg.input}:{number}: {e}") from None
+                records.append(record)
+        return records
+    if not cfg.text:
+        raise ConfigError("give --text (or --input FILE.jsonl, or --clue)")
+    kind = predictor.head.kind
+    if kind == "span":
+        return [{"question": cfg.question, "context": t} for t in cfg.text]
+    if kind == "multiple_choice":
+        return [{"context": t, "choices": list(cfg.choices)} for t in cfg.text]
+    if cfg.text_pair and len(cfg.text_pair) != len(cfg.text):
+        raise ConfigError(f"{len(cfg.text)} --text but {len(cfg.text_pair)} --text-pair")
+    pairs = cfg.text_pair or [None] * len(cfg.text)
+    records = [{"text": t} | ({"text_pair": p} if p else {}) for t, p in zip(cfg.text, pairs)]
+    for i, r in enumerate(records):
+        try:
+            predictor.validate(r)
+        except ValueError as e:
+            raise ConfigError(f"--text {i + 1}: {e}") from None
+    return records
+
+
+def predict_clue(predictor, cfg: PredictConfig) -> list[Path]:
+    """Every CLUE test file of the export's task, predicted and written as `mengzi clue run` writes them."""
+    from mengzi.clue.submission import predict_name_for, write_predictions
+    from mengzi.clue.tasks import get_task, load_task, task_file
+
+    from mengzi.data import resolve
+
+    info = predictor.manifest.get("task") or {}
+    if not info.get("name"):
+        raise ConfigError(f"{cfg.model} was not exported from a CLUE run (its manifest names no task)")
+    task = get_task(info["name"])
+    root = Path(resolve(cfg.data_dir or info.get("data_dir") or "data:clue", cfg.data or None))
+    files = {k: str(resolve(v, cfg.data or None)) for k, v in (info.get("files") or {}).items()}
+    out = Path(cfg.out or "predictions")
+    written = []
+    for name in task.test_files:
+        path = Path(files[name]) if name in files else task_file(task.name, root, name)
+        if path is None or not path.is_file():
+            continue
+        dataset = load_task(task.name, name, root, files)
+        started = time.perf_counter()
+        predictions, _ = predictor.predict_dataset(dataset)
+        seconds = time.perf_counter() - started
+        written.append(write_predictions(task.name, dataset, predictions, out,
+                                         predict_name_for(task.name, path, dataset)))
+        print(f"{task.name} {name}: {len(dataset)} examples in {seconds:.1f}s -> {written[-1]}")
+    if not written:
+        raise FileNotFoundError(f"no {task.name} test file under {root / task.name} ({', '.join(task.test_files)})")
+    return written
