@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 
 # The most complete pipeline that exists today: data check -> tokenizer training -> model init from presets
 # -> load + tokenize + segment + encode real text -> pre-training -> CLUE fine-tuning of the pre-trained model,
-# test predictions, a validated submission zip. (Export joins as it lands.)
+# test predictions, a validated submission zip -> ONNX export (fused, INT8, gated) and ONNX Runtime predictions.
 demo: install
 	$(BIN)/mengzi data check
 	$(BIN)/mengzi presets
@@ -53,7 +53,13 @@ demo: install
 	done
 	$(BIN)/mengzi clue submit $(RUN)/clue-afqmc $(RUN)/clue-csl --out $(RUN)/clue_submission.zip
 	$(BIN)/mengzi clue validate $(RUN)/clue_submission.zip
-	@echo "demo finished: models, tokenizers, CLUE runs and the submission zip in $(RUN)/"
+	# deployment: the AFQMC run to ONNX (fused + INT8; numeric gate, and the task gate on 1,000 dev pairs), then
+	# predictions with ONNX Runtime alone: one pair, and the AFQMC test file in the official format
+	$(BIN)/mengzi export $(RUN)/clue-afqmc --out $(RUN)/export-afqmc --optimize --quantize int8 \
+	    --check-data dev --check-examples 1000 --overwrite
+	$(BIN)/mengzi predict $(RUN)/export-afqmc --text 花呗怎么还款 --text-pair 花呗如何还钱
+	$(BIN)/mengzi predict $(RUN)/export-afqmc --clue --out $(RUN)/export-afqmc/predictions
+	@echo "demo finished: models, tokenizers, CLUE runs, the submission zip and the ONNX export in $(RUN)/"
 
 test: install
 	$(BIN)/python -m pytest -q

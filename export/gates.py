@@ -17,7 +17,7 @@ import numpy as np
 from mengzi.finetune import encoding
 
 from .onnx_export import torch_outputs
-from .predictor import pad_batch
+from .predictor import length_batches, pad_batch
 from .session import ExportError
 
 log = logging.getLogger("mengzi.export")
@@ -100,19 +100,19 @@ def numeric_gate(model, head, session, tokenizer, precision: str, tolerance: flo
 
 def torch_predictions(model, head, dataset, tokenizer, max_seq_len: int, doc_stride: int, max_answer_len: int,
                       batch_size: int = 32) -> list:
-    """PyTorch's predictions on `dataset`, batched and padded as the Predictor does."""
+    """PyTorch's predictions on `dataset`, batched (by length) and padded as the Predictor does."""
     encoded = encoding.encode(head.kind, dataset, tokenizer, max_seq_len, doc_stride)
     pad = tokenizer.pad_token_id or 0
     feats = encoded.features
     logits: list = [None] * len(feats)
-    for start in range(0, len(feats), batch_size):
-        batch = feats[start : start + batch_size]
+    for indices in length_batches(feats, batch_size):
+        batch = [feats[i] for i in indices]
         outputs = torch_outputs(model, head, pad_batch(batch, pad))
         rows = np.stack(outputs[:2], axis=1) if head.kind == "span" else outputs[0]
-        for k, (f, row) in enumerate(zip(batch, rows)):
+        for i, f, row in zip(indices, batch, rows):
             width = len(f["choices"]) if "choices" in f else len(f["input_ids"]) if head.kind == "span" \
                 else row.shape[-1]
-            logits[start + k] = row[..., :width]
+            logits[i] = row[..., :width]
     return encoding.predict(head.kind, logits, encoded, dataset, max_answer_len)
 
 

@@ -65,7 +65,10 @@ def quantize_int8(src: str | os.PathLike, dst: str | os.PathLike, mode: str = "d
         quantize_static(str(src), str(dst), _Reader(calibration), quant_format=QuantFormat.QDQ,
                         per_channel=per_channel, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["MatMul", "Gemm", "Attention"],
-                        extra_options=extra | {"ActivationSymmetric": False, "WeightSymmetric": True})
+                        extra_options=extra | {"ActivationSymmetric": False, "WeightSymmetric": True,
+                                                # int32 biases need a scale for every input; the pooler's
+                                                # [CLS] gather has none, and fp32 biases cost nothing
+                                                "QuantizeBias": False})
     else:
         raise ValueError(f"unknown INT8 mode {mode!r}: dynamic or static")
 

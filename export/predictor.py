@@ -106,13 +106,7 @@ class Predictor:
         return self.session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
 
     def _batches(self, features: list[dict]):
-        """Feature indices in batches of similar length (less padding), longest first."""
-        def length(f):
-            return max(len(ids) for ids, _ in f["choices"]) if "choices" in f else len(f["input_ids"])
-
-        order = sorted(range(len(features)), key=lambda i: -length(features[i]))
-        for start in range(0, len(order), self.batch_size):
-            yield order[start : start + self.batch_size]
+        return length_batches(features, self.batch_size)
 
     def logits(self, encoded: encoding.Encoded) -> list[np.ndarray]:
         """Per feature, its logits cut to its own width: [labels], [choices], or [2, length] for spans."""
@@ -220,6 +214,16 @@ class Predictor:
                        "end": e} for (s, e), q, k in zip(offsets, p, p.argmax(-1)) if e > s]
             out.append({"tokens": tokens, "entities": _entities(tokens, r["text"])})
         return out
+
+
+def length_batches(features: list[dict], batch_size: int):
+    """Feature indices in batches of similar length (less padding), longest first."""
+    def length(f):
+        return max(len(ids) for ids, _ in f["choices"]) if "choices" in f else len(f["input_ids"])
+
+    order = sorted(range(len(features)), key=lambda i: -length(features[i]))
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
 
 
 def pad_batch(features: list[dict], pad: int) -> dict[str, np.ndarray]:

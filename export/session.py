@@ -89,9 +89,10 @@ def provider_options(provider: str, cache_dir: str | os.PathLike | None = None, 
 
 
 def make_session(path: str | os.PathLike, providers: str | list[str] | None = None, threads: int = 0,
-                 cache_dir: str | os.PathLike | None = None):
+                 cache_dir: str | os.PathLike | None = None, spin: bool = True):
     """An `onnxruntime.InferenceSession` for one graph: all graph optimisations on, `threads` intra-op threads
-    (0: onnxruntime's default, one per physical core), providers as `choose_providers`."""
+    (0: onnxruntime's default, one per physical core), providers as `choose_providers`. `spin=False` stops idle
+    worker threads from busy-waiting: slower alone, but fair when another runtime (torch) shares the cores."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -102,6 +103,8 @@ def make_session(path: str | os.PathLike, providers: str | list[str] | None = No
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
         options.intra_op_num_threads = threads
+    if not spin:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initializers etc. are noise for users
     cache = cache_dir if cache_dir is not None else path.parent / "trt_cache"
     with_options = [(p, provider_options(p, cache)) for p in chosen]
