@@ -148,6 +148,15 @@ class Predictor:
             return self._fill_mask(records)
         if kind == "token_classification":
             return self._tag(records)
+        if kind == "classification":
+            # single texts and pairs encode differently ([CLS] a [SEP] vs [CLS] a [SEP] b [SEP]): each group alone,
+            # so a record's answer never depends on what else shares its batch (the server mixes requests)
+            paired = [i for i, r in enumerate(records) if r.get("text_pair")]
+            if 0 < len(paired) < len(records):
+                single = [i for i in range(len(records)) if i not in set(paired)]
+                results = dict(zip(paired, self.predict([records[i] for i in paired])))
+                results.update(zip(single, self.predict([records[i] for i in single])))
+                return [results[i] for i in range(len(records))]
         columns = {"classification": ("text", "text_pair"), "multiple_choice": ("context", "question", "choices"),
                    "span": ("question", "context")}[kind]
         dataset = encoding.Columns({c: [r.get(c) or ("" if c != "choices" else []) for r in records]

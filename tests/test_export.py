@@ -70,6 +70,13 @@ def test_every_encoder_head_exports_fused_and_int8_and_predicts(models, tmp_path
               "fill-mask": {"text": "今天天气很[MASK]。"},
               "token-classification": {"text": "张三在北京工作"}}[head]
     result = p.predict([record, record])[0]
+    if head == "sequence-classification":  # a single text batched with pairs is encoded as it is alone
+        seen = []
+        logits = p.logits
+        p.logits = lambda encoded: seen.extend(f["input_ids"] for f in encoded.features) or logits(encoded)
+        p.predict([record, {"text": "这部电影真好看"}, record])
+        sep = p.tokenizer.sep_token_id
+        assert sorted(ids.count(sep) for ids in seen) == [1, 2, 2]
     if head == "sequence-classification":
         assert result["label"] in LABELS[head] and abs(sum(result["probabilities"].values()) - 1) < 1e-5
     elif head == "multiple-choice":
@@ -189,3 +196,31 @@ print("ok", sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "trans
     run = subprocess.run([sys.executable, "-S", "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["ok", "[]"]
+
+
+def test_provider_choice_and_tensorrt_settings(models, tmp_path, monkeypatch):
+    """CPU here; asking for a GPU provider this build lacks names what is available; TensorRT gets fp16 + an engine
+    cache and the unfused graph (ORT's contrib ops are not TensorRT's)."""
+    import mengzi.export.predictor as predictor_module
+    from mengzi.export.session import choose_providers, provider_options
+
+    assert choose_providers("cpu") == ["CPUExecutionProvider"]
+    assert choose_providers("auto")[-1] == "CPUExecutionProvider"
+    with pytest.raises(ExportError, match="not in this onnxruntime build"):
+        choose_providers("tensorrt")
+    trt = provider_options("TensorrtExecutionProvider", tmp_path / "cache")
+    assert trt["trt_fp16_enable"] and trt["trt_engine_cache_enable"] and (tmp_path / "cache").is_dir()
+
+    out = _export(models, tmp_path, "sequence-classification", optimize=True)
+    opened = []
+    monkeypatch.setattr(predictor_module, "choose_providers",
+                        lambda _: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    monkeypatch.setattr(predictor_module, "make_session",
+                        lambda path, providers, threads: opened.append(Path(path).name) or _FakeSession())
+    predictor_module.Predictor(out, providers="auto")
+    assert opened == ["model.unfused.onnx"]
+
+
+class _FakeSession:
+    def get_inputs(self):
+        return []
