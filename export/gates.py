@@ -17,7 +17,7 @@ import numpy as np
 from mengzi.finetune import encoding
 
 from .onnx_export import torch_outputs
-from .predictor import length_batches, pad_batch
+from .predictor import batch_logits, length_batches, own_logits, pad_batch
 from .session import ExportError
 
 log = logging.getLogger("mengzi.export")
@@ -87,14 +87,21 @@ def numeric_gate(model, head, session, tokenizer, precision: str, tolerance: flo
             ours = session.run(None, {k: v for k, v in feeds.items() if k in inputs})
             worst = max(worst, _max_diff(head, feeds, ours, torch_outputs(model, head, feeds)))
         result[name] = worst
-    result.update(max_abs_diff=max(result.values()), tolerance=tolerance, precision=precision,
-                  passed=max(result.values()) <= tolerance)
+    result["max_abs_diff"] = max(result.values())
     log.info("numeric gate (%s): max |onnx - torch| padded %.3g, unpadded %.3g (tolerance %.3g)", precision,
              result["padded"], result["unpadded"], tolerance)
+    return enforce_tolerance(result, precision, tolerance)
+
+
+def enforce_tolerance(result: dict, precision: str, tolerance: float | None = None) -> dict:
+    """`result` (with `max_abs_diff`, and `padded`/`unpadded` when measured) marked passed, or ExportError with
+    the measured difference when it exceeds the precision's tolerance."""
+    tolerance = TOLERANCE[precision] if tolerance is None else tolerance
+    result.update(tolerance=tolerance, precision=precision, passed=result["max_abs_diff"] <= tolerance)
     if not result["passed"]:
+        where = f" (padded {result['padded']:.4g}, unpadded {result['unpadded']:.4g})" if "padded" in result else ""
         raise ExportError(f"numeric gate failed for the {precision} graph: max |onnx - pytorch| = "
-                          f"{result['max_abs_diff']:.4g} (padded {result['padded']:.4g}, unpadded "
-                          f"{result['unpadded']:.4g}) > tolerance {tolerance:.3g}")
+                          f"{result['max_abs_diff']:.4g}{where} > tolerance {tolerance:.3g}")
     return result
 
 
@@ -107,12 +114,9 @@ def torch_predictions(model, head, dataset, tokenizer, max_seq_len: int, doc_str
     logits: list = [None] * len(feats)
     for indices in length_batches(feats, batch_size):
         batch = [feats[i] for i in indices]
-        outputs = torch_outputs(model, head, pad_batch(batch, pad))
-        rows = np.stack(outputs[:2], axis=1) if head.kind == "span" else outputs[0]
+        rows = batch_logits(head.kind, torch_outputs(model, head, pad_batch(batch, pad)))
         for i, f, row in zip(indices, batch, rows):
-            width = len(f["choices"]) if "choices" in f else len(f["input_ids"]) if head.kind == "span" \
-                else row.shape[-1]
-            logits[i] = row[..., :width]
+            logits[i] = own_logits(head.kind, f, row)
     return encoding.predict(head.kind, logits, encoded, dataset, max_answer_len)
 
 

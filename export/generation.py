@@ -52,7 +52,8 @@ def _topk(x: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _pad(prompts, pad, side):
+def pad_prompts(prompts, pad, side):
+    """Prompts as (ids, mask) int64 arrays, padded on `side` ("left" for GPT, "right" for T5)."""
     width = max(len(p) for p in prompts)
     ids = np.full((len(prompts), width), pad, dtype=np.int64)
     mask = np.zeros_like(ids)
@@ -88,7 +89,7 @@ class _Runner:
 
 class _Seq2Seq(_Runner):
     def start(self, prompts, expand: int):
-        ids, mask = _pad(prompts, self.pad, "right")
+        ids, mask = pad_prompts(prompts, self.pad, "right")
         encoded = self._run("encoder", {"input_ids": ids, "attention_mask": mask})["encoder_hidden_states"]
         # encode once per input, then one copy per beam (as transformers expands the encoder outputs)
         self.encoded, self.mask = np.repeat(encoded, expand, axis=0), np.repeat(mask, expand, axis=0)
@@ -113,7 +114,7 @@ class _Seq2Seq(_Runner):
 
 class _CausalLM(_Runner):
     def start(self, prompts, expand: int):
-        ids, mask = _pad(prompts, self.pad, "left")
+        ids, mask = pad_prompts(prompts, self.pad, "left")
         ids, mask = np.repeat(ids, expand, axis=0), np.repeat(mask, expand, axis=0)
         self.mask = mask
         self.positions = np.where(mask == 1, mask.cumsum(-1) - 1, 0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 log = logging.getLogger("mengzi.export")
 
@@ -85,6 +84,3 @@ class _Reader:
     def rewind(self) -> None:  # pragma: no cover - called by some calibrators; one pass is what we give
         pass
 
-
-def file_size_mb(path: str | os.PathLike) -> float:
-    return Path(path).stat().st_size / 2**20

@@ -109,16 +109,13 @@ class Predictor:
         return length_batches(features, self.batch_size)
 
     def logits(self, encoded: encoding.Encoded) -> list[np.ndarray]:
-        """Per feature, its logits cut to its own width: [labels], [choices], or [2, length] for spans."""
+        """Per feature, its logits without batch padding (see `own_logits`)."""
         out: list[np.ndarray | None] = [None] * len(encoded.features)
         for indices in self._batches(encoded.features):
             features = [encoded.features[i] for i in indices]
             outputs = self._run(pad_batch(features, self._pad))
-            logits = np.stack(outputs[:2], axis=1) if self.head.kind == "span" else outputs[0]
-            for i, f, row in zip(indices, features, logits.astype(np.float32)):
-                width = len(f["choices"]) if "choices" in f else len(f["input_ids"]) if self.head.kind == "span" \
-                    else row.shape[-1]
-                out[i] = row[..., :width]
+            for i, f, row in zip(indices, features, batch_logits(self.head.kind, outputs)):
+                out[i] = own_logits(self.head.kind, f, row)
         return out
 
     def predict_dataset(self, dataset) -> tuple[list, list[np.ndarray]]:
@@ -188,17 +185,12 @@ class Predictor:
         return str(self.labels[index]) if self.labels and index < len(self.labels) else str(index)
 
     def _plain(self, records: list[dict]):
+        """Single texts through the tokenizer's own special tokens (fill-mask, tagging): encodings and logits."""
         enc = self.tokenizer([r["text"] for r in records], truncation=True, max_length=self.max_seq_len,
                              return_offsets_mapping=True)
         features = [{"input_ids": ids, "token_type_ids": types}
                     for ids, types in zip(enc["input_ids"], enc["token_type_ids"])]
-        logits: list[np.ndarray | None] = [None] * len(features)
-        for indices in self._batches(features):
-            batch = [features[i] for i in indices]
-            out = self._run(pad_batch(batch, self._pad))[0]
-            for i, f, row in zip(indices, batch, out.astype(np.float32)):
-                logits[i] = row[: len(f["input_ids"])]
-        return enc, logits
+        return enc, self.logits(encoding.Encoded(features))
 
     def _fill_mask(self, records: list[dict], top_k: int = 5) -> list[dict]:
         enc, logits = self._plain(records)
@@ -223,6 +215,25 @@ class Predictor:
                        "end": e} for (s, e), q, k in zip(offsets, p, p.argmax(-1)) if e > s]
             out.append({"tokens": tokens, "entities": _entities(tokens, r["text"])})
         return out
+
+
+PER_TOKEN = ("fill_mask", "token_classification")  # logits [length, classes]
+
+
+def batch_logits(kind: str, outputs: list[np.ndarray]) -> np.ndarray:
+    """A batch's logits as one float32 array: [B, C], [B, choices], [B, 2, L] (span start/end), [B, L, C]."""
+    return (np.stack(outputs[:2], axis=1) if kind == "span" else outputs[0]).astype(np.float32)
+
+
+def own_logits(kind: str, feature: dict, row: np.ndarray) -> np.ndarray:
+    """One feature's row of `batch_logits` cut to the feature itself: its real choices, or its real tokens."""
+    if "choices" in feature:
+        return row[: len(feature["choices"])]
+    if kind == "span":
+        return row[:, : len(feature["input_ids"])]
+    if kind in PER_TOKEN:
+        return row[: len(feature["input_ids"])]
+    return row
 
 
 def length_batches(features: list[dict], batch_size: int):

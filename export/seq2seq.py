@@ -36,6 +36,8 @@ import torch
 from torch import nn
 from transformers import DynamicCache, EncoderDecoderCache
 
+from .generation import pad_prompts  # torch-free; the runtime pads prompts the same way
+
 SAMPLE_TEXTS = ("孟子是一个中文预训练模型，支持多种下游任务。", "今天天气很好")
 
 
@@ -321,22 +323,12 @@ def check_generative(model, out: Path, manifest: dict, tokenizer_json: Path, pro
     return {"max_abs_diff": max(c["max_abs_diff"] for c in checked), "checked": checked}
 
 
-def _pad(prompts, pad, side):
-    width = max(len(p) for p in prompts)
-    ids = np.full((len(prompts), width), pad, dtype=np.int64)
-    mask = np.zeros_like(ids)
-    for row, p in enumerate(prompts):
-        cols = slice(width - len(p), width) if side == "left" else slice(0, len(p))
-        ids[row, cols], mask[row, cols] = p, 1
-    return ids, mask
-
-
 def _feed(gen, graph, values: dict) -> dict:
     return {name: values[name] for name in gen["graphs"][graph]["inputs"]}
 
 
 def _check_t5(model, sessions, gen, prompts, steps=4):
-    ids, mask = _pad(prompts, gen["pad_token_id"], "right")
+    ids, mask = pad_prompts(prompts, gen["pad_token_id"], "right")
     t_ids, t_mask = torch.from_numpy(ids), torch.from_numpy(mask)
     enc_ref = model.encoder(input_ids=t_ids, attention_mask=t_mask).last_hidden_state
     (enc,) = sessions["encoder"].run(None, {"input_ids": ids, "attention_mask": mask})
@@ -367,7 +359,7 @@ def _check_t5(model, sessions, gen, prompts, steps=4):
 
 
 def _check_gpt_neo(model, sessions, gen, prompts, steps=4):
-    ids, mask = _pad(prompts, gen["pad_token_id"], "left")
+    ids, mask = pad_prompts(prompts, gen["pad_token_id"], "left")
     positions = np.where(mask == 1, mask.cumsum(-1) - 1, 0)
     real = mask[:, :, None] == 1  # pads' logits are meaningless; compare the real positions
     cache = DynamicCache()

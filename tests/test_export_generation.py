@@ -16,7 +16,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from mengzi.export.generation import OnnxGenerator
+from mengzi.export.generation import OnnxGenerator, pad_prompts
 from mengzi.export.seq2seq import check_generative, export_generative
 
 LONG = ("孟子是战国时期的思想家，他主张性善论，认为人生来就有恻隐之心、羞恶之心、辞让之心和是非之心。这四种心是仁义礼智"
@@ -27,13 +27,8 @@ NEW = 48
 
 
 def _batch(prompts, pad, side):
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, p in enumerate(prompts):
-        cols = slice(width - len(p), width) if side == "left" else slice(0, len(p))
-        ids[row, cols], mask[row, cols] = torch.tensor(p), 1
-    return ids, mask
+    ids, mask = pad_prompts(prompts, pad, side)
+    return torch.from_numpy(ids), torch.from_numpy(mask)
 
 
 def _cut(row, eos):

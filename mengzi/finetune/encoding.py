@@ -35,10 +35,6 @@ class Columns(dict):
     def column_names(self) -> list[str]:
         return list(self)
 
-    @property
-    def num_rows(self) -> int:
-        return len(next(iter(self.values()))) if dict.__len__(self) else 0
-
 
 def special_ids(tokenizer) -> tuple[int, int, int]:
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
