@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 from transformers import BertConfig, BertModel
+from transformers.masking_utils import create_bidirectional_mask
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 
@@ -60,9 +61,8 @@ class MengziOscarModel(BertModel):
                 img_mask = torch.ones(regions.shape[:2], dtype=attention_mask.dtype, device=hidden.device)
             hidden = torch.cat([hidden, regions], dim=1)
             attention_mask = torch.cat([attention_mask, img_mask.to(attention_mask.dtype)], dim=1)
-        mask, _ = self._create_attention_masks(attention_mask=attention_mask, encoder_attention_mask=None,
-                                               embedding_output=hidden, encoder_hidden_states=None,
-                                               past_key_values=None)
+        # The public mask builder, not BertModel's private helper: its signature changed in transformers 5.24.
+        mask = create_bidirectional_mask(config=self.config, inputs_embeds=hidden, attention_mask=attention_mask)
         sequence = self.encoder(hidden, attention_mask=mask, **kwargs).last_hidden_state
         pooled = self.pooler(sequence) if self.pooler is not None else None
         return BaseModelOutputWithPooling(last_hidden_state=sequence, pooler_output=pooled)
