@@ -9,6 +9,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export DATA
 export HF_HUB_OFFLINE ?= 1
+# a CSL dev abstract (shortened) for the generation steps of the demo
+CSL_ABSTRACT := 为解决传统均匀FFT波束形成算法引起的3维声呐成像分辨率降低的问题,该文提出分区域FFT波束形成算法.
 
 .PHONY: install demo test lint bench clean
 
@@ -59,7 +61,30 @@ demo: install
 	    --check-data dev --check-examples 1000 --overwrite
 	$(BIN)/mengzi predict $(RUN)/export-afqmc --text 花呗怎么还款 --text-pair 花呗如何还钱
 	$(BIN)/mengzi predict $(RUN)/export-afqmc --clue --out $(RUN)/export-afqmc/predictions
-	@echo "demo finished: models, tokenizers, CLUE runs, the submission zip and the ONNX export in $(RUN)/"
+	# generation: CSL keyword generation with the demo's T5 (40 steps), beam search from the checkpoint, then the
+	# same from its ONNX export (KV cache); the tiny GPT-Neo on the classic novels, perplexity before/after, sampling
+	$(BIN)/mengzi textgen train --config recipes/textgen/csl-keywords-tiny.yaml --model $(RUN)/t5-tiny \
+	    --out $(RUN)/textgen-csl --train.max-steps 40 --train.max-train-examples 640 --train.max-eval-examples 32 \
+	    --train.eval-every 20 --train.save-every 20 --overwrite
+	$(BIN)/mengzi generate $(RUN)/textgen-csl/model --text "关键词：$(CSL_ABSTRACT)" --num-beams 3 --max-new-tokens 16
+	$(BIN)/mengzi export $(RUN)/textgen-csl/model --out $(RUN)/export-t5 --overwrite
+	$(BIN)/mengzi generate $(RUN)/export-t5 --text "关键词：$(CSL_ABSTRACT)" --num-beams 3 --max-new-tokens 16
+	$(BIN)/mengzi textgen train --config recipes/textgen/classics-gpt-neo-tiny.yaml --out $(RUN)/textgen-classics \
+	    --train.max-steps 30 --train.eval-every 15 --train.save-every 15 --overwrite
+	$(BIN)/mengzi generate $(RUN)/textgen-classics/model --text 话说宝玉 --do-sample --top-p 0.9 --max-new-tokens 30
+	# CLUE prompting: OCNLI zero-shot over every template with the demo's pre-trained BERT (100 dev examples)
+	$(BIN)/mengzi clue prompt ocnli --config recipes/clue-prompts/ocnli-bert-tiny.yaml \
+	    --model $(RUN)/pretrain-bert-tiny/model --max-examples 100 --out $(RUN)/prompt-ocnli
+	# multimodal: Oscar captioning on synthetic scenes (region features from grid boxes, not a detector), the
+	# Mavors-style video LM learning temporal order, and HAIC QA on synthetic human-action clips
+	$(BIN)/mengzi oscar train --config recipes/oscar/captioning-tiny.yaml --steps 200 --train-size 512 --eval-size 20 \
+	    --save-every 100 --out $(RUN)/oscar-captioning --overwrite
+	$(BIN)/mengzi oscar caption --model $(RUN)/oscar-captioning/model --synthetic 3 --fixtures --beams 2
+	$(BIN)/mengzi video train --config recipes/video/temporal-order-tiny.yaml --stages '{aggregator: 10, all: 110}' \
+	    --eval-every 60 --checkpoint-every 60 --out $(RUN)/video-temporal-order --overwrite
+	$(BIN)/mengzi haic bench --config recipes/haic/synthetic-small.yaml --out $(RUN)/haic --overwrite
+	@echo "demo finished: models, tokenizers, CLUE runs, the submission zip, ONNX exports, generation, prompting,"
+	@echo "Oscar, video and HAIC runs in $(RUN)/"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
+from export_bench import interleaved  # noqa: E402  (benchmarks/ is on sys.path when a script here runs)
 from mengzi.export.generation import OnnxGenerator  # noqa: E402
 from mengzi.export.run import ExportConfig, export_model  # noqa: E402
 from mengzi.export.session import make_session, read_manifest  # noqa: E402
@@ -65,18 +65,6 @@ def prompts(tokenizer, batch: int, length: int) -> list[list[int]]:
 
 def _cut(row: list[int], eos: int) -> list[int]:
     return row[: row.index(eos)] if eos in row else row
-
-
-def interleaved(fns: dict, reps: int) -> dict[str, float]:
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for fn in fns.values():
-        fn()
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def bench(family: str, size: str, work: Path, args) -> list[dict]:

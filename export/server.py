@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import signal
 import socket
 import socketserver
 import threading
@@ -407,6 +408,10 @@ def make_server(predictor, cfg: ServeConfig) -> tuple[ThreadingHTTPServer, Batch
     return server, batcher
 
 
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def serve(cfg: ServeConfig) -> None:
     """Load the export folder, serve until Ctrl-C, shut down cleanly."""
     if not cfg.model:
@@ -418,11 +423,16 @@ def serve(cfg: ServeConfig) -> None:
     host, port = server.server_address[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(f"mengzi serve: {cfg.model} at {url} (POST /predict, GET /info, GET /health); Ctrl-C stops", flush=True)
+    # Both Ctrl-C and SIGTERM (docker stop, systemd, kill) stop cleanly. SIGINT gets an explicit handler because a
+    # process started in the background by a non-interactive shell (`mengzi serve ... &`) inherits it as ignored.
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         print("stopping", flush=True)
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         server.server_close()
         batcher.close()
         s = batcher.stats()

@@ -6,9 +6,16 @@
     mengzi pretrain --config R.yaml         pre-train (recipes/pretrain/); accelerate launch ... -m mengzi pretrain
     mengzi finetune --dataset.train F ...   fine-tune on your own CSV/TSV/JSONL (classification, choice, span)
     mengzi clue run TASK --model M          a CLUE task end to end (recipes/clue/); then `clue submit`, `validate`
+    mengzi clue text2text TASK --model M    a CLUE task as text-to-text with label words (T5 / GPT-Neo)
+    mengzi clue prompt TASK --model M       zero-/few-shot prompting over Chinese templates
     mengzi export MODEL --out DIR           ONNX export (+ --optimize, --quantize int8, --fp16), two gates
     mengzi predict DIR --text ...           ONNX Runtime predictions (no torch); --clue: official test files
     mengzi serve DIR                        JSON HTTP API with dynamic batching (127.0.0.1:8000)
+    mengzi textgen train --config R.yaml    fine-tune T5 / GPT-Neo to generate (recipes/textgen/): keywords, pairs, corpus
+    mengzi generate MODEL --text ...        T5 / GPT-Neo generation from a checkpoint or an export folder
+    mengzi oscar train|caption ...          Oscar-style captioning / retrieval (recipes/oscar/)
+    mengzi video train --config R.yaml      Mavors-style video LM, trained in stages (recipes/video/)
+    mengzi haic bench --config R.yaml       HAIC QA on synthetic human-action clips (recipes/haic/)
     mengzi info MODEL [--text ...]          what a checkpoint holds, and how it tokenizes/segments a text
     mengzi data check                       is the data folder complete (and what to download if not)
 
@@ -29,14 +36,20 @@ from pathlib import Path
 from typing import Literal
 
 from . import __version__
+from .clue.prompts import PromptConfig
 from .clue.run import ClueRunConfig, SubmitConfig, ValidateConfig
+from .clue.text2text import Text2TextConfig
 from .config import ConfigError, add_arguments, option, resolve
 from .data import MissingDataError
 from .export.run import ExportConfig, PredictConfig
 from .export.server import ServeConfig
 from .export.session import ExportError
 from .finetune.userdata import UserFinetuneConfig
+from .multimodal.haic.benchmark import HaicConfig
+from .multimodal.oscar.config import OscarCaptionConfig, OscarTrainConfig
+from .multimodal.video.config import VideoTrainConfig
 from .pretrain.config import PretrainConfig
+from .textgen.config import GenerateConfig, TextGenConfig
 from .tokenizer.normalize import NormalizerConfig
 
 log = logging.getLogger("mengzi")
@@ -270,23 +283,74 @@ def serve(cfg):
     return run(cfg)
 
 
-# ---------------------------------------------------------------------------------------- not yet available
-LATER = {
-    "generate": ("T5 / GPT-neo generation from a PyTorch checkpoint (an export folder generates: `mengzi predict`)", 6),
-}
+# --------------------------------------------------------------------------------------------------- generation
+def textgen_train(cfg):
+    from .textgen.train import train_textgen
+
+    result = train_textgen(cfg)
+    print(f"dev {result.metrics} -> {result.out}")
+    return result
 
 
-class NotAvailableYet(RuntimeError):
-    pass
+def generate(cfg):
+    from .textgen.generate import generate_texts
+
+    return generate_texts(cfg)
 
 
-def _not_yet(name: str) -> Callable:
-    what, issue = LATER[name]
+# ------------------------------------------------------------------------------------------------- multimodal
+def oscar_train(cfg):
+    from .multimodal.oscar.train import oscar_train as run
 
-    def run(_args) -> None:
-        raise NotAvailableYet(f"`mengzi {name}` is not available yet: {what} arrives with issue #{issue}")
+    return run(cfg)
 
-    return run
+
+def oscar_caption(cfg):
+    import json
+
+    from .multimodal.oscar.caption import oscar_caption as run
+
+    results = run(cfg)
+    for r in results:
+        print(json.dumps({k: r[k] for k in ("name", "caption", "reference", "tags")}, ensure_ascii=False))
+    return results
+
+
+def video_train(cfg):
+    import json
+
+    from .multimodal.video.train import video_train as run
+
+    out = run(cfg)
+    r = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    print(f"held-out temporal-order accuracy {r['held_out_temporal_order_acc']:.3f} on {r['held_out_clips']} clips "
+          f"(chance {r['chance']:.2f}) after {r['steps']} steps -> {out}")
+    return out
+
+
+def haic_bench(cfg):
+    import json
+
+    from .multimodal.haic.benchmark import haic_bench as run
+
+    out = run(cfg)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    per = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["categories"].items())
+    print(f"HAIC QA ({metrics['answerer']} answerer on {metrics['captions']} captions): overall "
+          f"{metrics['overall']['accuracy']:.3f} (chance {metrics['chance']:.2f}); {per} -> {out}")
+    return out
+
+
+def clue_text2text(cfg):
+    from .clue.text2text import clue_text2text as run
+
+    return run(cfg)
+
+
+def clue_prompt(cfg):
+    from .clue.prompts import clue_prompt as run
+
+    return run(cfg)
 
 
 # ------------------------------------------------------------------------------------------------------- parser
@@ -304,12 +368,29 @@ COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     "predict": (predict, PredictConfig, "predict with an export folder (ONNX Runtime, no torch); --clue writes the "
                 "CLUE test predictions", ("model",)),
     "serve": (serve, ServeConfig, "JSON HTTP API over an export folder, with dynamic batching", ("model",)),
+    "generate": (generate, GenerateConfig, "T5 / GPT-Neo text generation (greedy, beam, sampling) from a checkpoint "
+                 "or an export folder", ("model",)),
 }
 GROUPS = {
     "tokenizer": {"train": (tokenizer_train, TokenizerTrainConfig, "train a WordPiece or SentencePiece tokenizer", ())},
     "data": {"check": (data_check, DataCheckConfig, "check the data folder, say what to download", ())},
+    "textgen": {"train": (textgen_train, TextGenConfig, "fine-tune T5 / GPT-Neo to generate: CSL keywords, your "
+                          "source/target pairs, or causal LM on text files", ())},
+    "oscar": {
+        "train": (oscar_train, OscarTrainConfig, "train an Oscar captioner or image-text matcher (region features from "
+                  "a pluggable extractor, not a detector)", ()),
+        "caption": (oscar_caption, OscarCaptionConfig, "Chinese captions for images or region-feature files", ()),
+    },
+    "video": {"train": (video_train, VideoTrainConfig, "train the Mavors-style video LM in stages (synthetic "
+                        "temporal-order clips)", ())},
+    "haic": {"bench": (haic_bench, HaicConfig, "HAIC QA on synthetic clips: answer from captions and, with --model, "
+                       "directly with a video model; per-category accuracy", ())},
     "clue": {
         "run": (clue_run, ClueRunConfig, "train on a CLUE task, evaluate on dev, predict its test files", ("task",)),
+        "text2text": (clue_text2text, Text2TextConfig, "a CLUE classification task as text-to-text with label words "
+                      "(T5 / GPT-Neo)", ("task",)),
+        "prompt": (clue_prompt, PromptConfig, "zero-/few-shot prompting over Chinese templates (BERT cloze, T5, "
+                   "GPT-Neo)", ("task",)),
         "submit": (clue_submit, SubmitConfig, "zip run folders' predictions with the official names, validated",
                    ("runs",)),
         "validate": (clue_validate, ValidateConfig, "check a submission zip: names, ids, order, labels, shape",
@@ -343,18 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
         gsub = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
         for name, spec in commands.items():
             _add_command(gsub, name, spec)
-    for name, (what, issue) in LATER.items():
-        p = sub.add_parser(name, help=f"{what} (not available yet: issue #{issue})", add_help=True)
-        p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        p.set_defaults(func=_not_yet(name))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown and args.command not in LATER:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not getattr(args, "func", None):
@@ -362,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         args.func(args)
-    except (ConfigError, MissingDataError, NotAvailableYet, ExportError, FileNotFoundError, FileExistsError, KeyError,
+    except (ConfigError, MissingDataError, ExportError, FileNotFoundError, FileExistsError, KeyError,
             ValueError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"mengzi {args.command}: error: {message}", file=sys.stderr)

@@ -221,7 +221,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "", 
         if tp is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
         elif typing.get_origin(tp) is list:
-            parser.add_argument(flag, nargs="+", metavar=f.name.upper(), **kwargs)
+            # extend: `--text A --text B` and `--text A B` both give [A, B] (a plain store would keep only B)
+            parser.add_argument(flag, nargs="+", action="extend", metavar=f.name.upper(), **kwargs)
         elif typing.get_origin(tp) is typing.Literal:
             parser.add_argument(flag, choices=list(typing.get_args(tp)), **kwargs)
         else:

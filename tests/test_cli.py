@@ -1,4 +1,5 @@
-"""The `mengzi` command: help, presets, init, tokenizer train, info, data check, not-yet-available commands."""
+"""The `mengzi` command: help, presets, init, tokenizer train, info, data check, textgen / generate flags, the
+multimodal and CLUE text-to-text / prompt commands."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from mengzi.cli import LATER, main
+from mengzi.cli import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -18,20 +17,17 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_every_command():
     out = run("--help")
     assert out.returncode == 0
-    for name in ["presets", "init", "tokenizer", "info", "data", *LATER]:
+    for name in ["presets", "init", "tokenizer", "info", "data", "textgen", "generate", "oscar", "video", "haic"]:
         assert name in out.stdout
+    for group, names in {"clue": ["run", "submit", "validate", "text2text", "prompt"], "oscar": ["train", "caption"],
+                         "video": ["train"], "haic": ["bench"]}.items():
+        out = run(group, "--help")
+        assert out.returncode == 0 and all(n in out.stdout for n in names), (group, out.stdout)
 
 
 def test_help_does_not_import_torch():
     code = "import sys; from mengzi.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
-
-
-@pytest.mark.parametrize("name", sorted(LATER))
-def test_later_commands_say_not_available_yet(name, capsys):
-    assert main([name, "--anything", "x"]) == 2
-    err = capsys.readouterr().err
-    assert "not available yet" in err and f"issue #{LATER[name][1]}" in err
 
 
 def test_presets_lists_all(capsys):
@@ -103,3 +99,58 @@ def test_pretrain_unknown_objective_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     assert "objectives.mlmm: unknown objective; registered: ['causal_lm', 'distill', 'mlm', 'ner', 'pos', 'sop', " \
            "'span_corruption']" in capsys.readouterr().err
+
+
+def test_generate_and_textgen_flags(tmp_path, capsys):
+    from mengzi.cli import build_parser
+    from mengzi.config import resolve
+    from mengzi.textgen.config import GenerateConfig, TextGenConfig
+
+    args = build_parser().parse_args(["generate", "some/model", "--text", "甲", "乙", "--num-beams", "4",
+                                      "--do-sample", "--top-p", "0.9", "--text", "丙"])
+    cfg = resolve(GenerateConfig, args, model=args._pos_model)
+    assert (cfg.model, cfg.text, cfg.num_beams, cfg.do_sample, cfg.top_p) == ("some/model", ["甲", "乙", "丙"], 4, True,
+                                                                              0.9)  # repeated list flags add up
+    assert cfg.options().num_beams == 4
+    args = build_parser().parse_args(["textgen", "train", "--config", "recipes/textgen/csl-keywords-tiny.yaml",
+                                      "--generation.num-beams", "3", "--train.max-steps", "7"])
+    cfg = resolve(TextGenConfig, args)
+    assert (cfg.generation.num_beams, cfg.train.max_steps, cfg.task) == (3, 7, "csl-keywords")
+    assert main(["generate", str(tmp_path)]) == 2  # no prompt
+    assert "--text" in capsys.readouterr().err
+
+
+def test_multimodal_and_clue_generative_commands_resolve_their_recipes():
+    from mengzi.clue.prompts import PromptConfig
+    from mengzi.clue.text2text import Text2TextConfig
+
+    from mengzi.cli import build_parser
+    from mengzi.config import resolve
+    from mengzi.multimodal.oscar.config import OscarTrainConfig
+    from mengzi.multimodal.video.config import VideoTrainConfig
+
+    parse = build_parser().parse_args
+    cfg = resolve(OscarTrainConfig, parse(["oscar", "train", "--config", "recipes/oscar/retrieval-tiny.yaml",
+                                           "--steps", "3"]))
+    assert (cfg.task, cfg.steps) == ("retrieval", 3)
+    cfg = resolve(VideoTrainConfig, parse(["video", "train", "--config", "recipes/video/temporal-order-tiny.yaml",
+                                           "--model.aggregator-positions", "none", "--stages", "{all: 5}"]))
+    assert (cfg.model.aggregator_positions, cfg.stages) == ("none", {"all": 5})
+    args = parse(["clue", "text2text", "tnews", "--config", "recipes/clue-text2text/tnews-tiny.yaml"])
+    assert resolve(Text2TextConfig, args, task=args._pos_task).task == "tnews"
+    args = parse(["clue", "prompt", "ocnli", "--config", "recipes/clue-prompts/ocnli-bert-tiny.yaml"])
+    assert resolve(PromptConfig, args, task=args._pos_task).task == "ocnli"
+
+
+def test_haic_bench_runs_from_the_command_line(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "haic"
+    assert main(["haic", "bench", "--config", "recipes/haic/synthetic-small.yaml", "--sizes.captions", "8",
+                 "--sizes.qa", "20", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    # the schema answerer reads ground-truth captions exactly: every category at 1.0, 4 questions each
+    assert metrics["overall"] == {"n": 20, "correct": 20, "accuracy": 1.0}
+    assert set(metrics["categories"]) == {"interaction", "action_details", "action_sequence", "count", "attribute"}
+    assert "overall 1.000" in capsys.readouterr().out
+    assert main(["haic", "bench", "--sizes.qa", "-3", "--out", str(tmp_path / "bad")]) == 2

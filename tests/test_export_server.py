@@ -289,16 +289,21 @@ serve(ServeConfig(model="some/export", port=0, providers="cpu", threads=2))
 """
 
 
-def test_serve_builds_the_predictor_and_stops_on_ctrl_c():
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `cmd &` in a non-interactive shell (CI, scripts) passes on
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl_c", "sigterm"])
+def test_serve_builds_the_predictor_and_stops_on_ctrl_c(stop):
     proc = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=_ignore_sigint)
     try:
         first = proc.stdout.readline()
         assert "some/export at http://127.0.0.1:" in first, first + proc.stderr.read()
         url = first.split(" at ")[1].split()[0]
         assert call(url + "/info")[1]["args"] == ["some/export", "cpu", 2]
         assert call(url + "/predict", {"inputs": [{"a": 1}]}) == (200, {"outputs": [{"n": 1}]})
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop)
         out, err = proc.communicate(timeout=60)  # generous: a loaded 2-core CI box starts Python slowly
     finally:
         proc.kill()

@@ -7,17 +7,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from mengzi.clue.prompts import PromptConfig
 from mengzi.clue.run import ClueRunConfig
+from mengzi.clue.text2text import Text2TextConfig
 
 from mengzi.cli import TokenizerTrainConfig
-from mengzi.config import load_yaml
+from mengzi.config import load_yaml, to_dict
 from mengzi.data import resolve
+from mengzi.multimodal.haic.benchmark import HaicConfig
+from mengzi.multimodal.oscar.train import OscarTrainConfig
+from mengzi.multimodal.video.train import VideoTrainConfig
 from mengzi.pretrain.config import PretrainConfig
+from mengzi.textgen.config import TextGenConfig
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 # one line per recipe family; None: accelerate's own config format
 CONFIG_OF_FOLDER = {"tokenizer": TokenizerTrainConfig, "pretrain": PretrainConfig, "accelerate": None,
-                    "clue": ClueRunConfig}
+                    "clue": ClueRunConfig, "clue-text2text": Text2TextConfig, "clue-prompts": PromptConfig,
+                    "textgen": TextGenConfig, "oscar": OscarTrainConfig, "video": VideoTrainConfig,
+                    "haic": HaicConfig}
 TINY_PRETRAIN = sorted((RECIPES / "pretrain").glob("*tiny*.yaml"))
 
 
@@ -53,9 +61,25 @@ def test_recipe_loads_and_inputs_exist(path, data):
     if cls is ClueRunConfig:
         _check_clue_recipe(cfg, path)
         return
-    inputs = cfg.input if cls is TokenizerTrainConfig else [s.path for s in cfg.corpus.sources]
+    if cls is TokenizerTrainConfig:
+        inputs = cfg.input
+    elif cls is PretrainConfig:
+        inputs = [s.path for s in cfg.corpus.sources]
+    else:  # the other families name their inputs in various fields: every data:REL string anywhere must exist
+        inputs = list(_data_specs(to_dict(cfg)))
     for spec in inputs:
         assert resolve(spec).exists() or spec.startswith("data:"), spec  # resolve() checks data: paths (globs too)
+
+
+def _data_specs(node):
+    if isinstance(node, str) and node.startswith("data:"):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _data_specs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _data_specs(value)
 
 
 def _check_clue_recipe(cfg: ClueRunConfig, path: Path) -> None:

@@ -26,7 +26,7 @@ from transformers import AutoConfig, PretrainedConfig
 from .. import atomic
 from ..tokenizer import load_tokenizer
 from .heads import PretrainingHeads
-from .oscar import MengziOscarModel, is_oscar_config
+from .oscar import MengziOscarModel, is_oscar_config, oscar_class
 from .presets import Preset, get_preset, preset_for_hub_id
 
 log = logging.getLogger(__name__)
@@ -56,9 +56,7 @@ def family_of(config: PretrainedConfig) -> str:
 
 def model_class(family: str, task: str):
     if family == "oscar":
-        if task != "base":
-            raise ValueError(f"Oscar models support task 'base' here (got {task!r})")
-        return MengziOscarModel
+        return oscar_class(task)  # base | captioning | retrieval (mengzi.models.oscar.OSCAR_TASKS)
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {sorted(TASKS)}")
     return getattr(transformers, TASKS[task])

@@ -1,0 +1,241 @@
+"""A HAIC benchmark built from synthetic clips: its sizes are data (YAML), never constants in code.
+
+The paper's versions disagree (500 captions + 1,400 QA in one, 412 + 2,000 in another), so `BenchmarkSizes`
+says how many captions and questions to make and how questions split over the five categories; `PRESETS`
+holds both published shapes and a small default, and recipes/haic/*.yaml write them out. `make_benchmark`
+samples clips (their ground-truth captions; frames are re-drawn from a caption on demand) and spreads the
+questions over them category by category, round-robin, never asking the same query twice about a clip.
+A benchmark saves to captions.jsonl + qa.jsonl (atomic writes) and loads back with errors naming file, line
+and field. `haic_bench` answers every question from a caption text (ground truth, a file, or a saved video model's
+own captions) with a registered answerer, and with a video model also directly; it writes a run folder with
+metrics.json (per-category accuracy, next to a random answerer measured in the same run).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ... import atomic
+from ...config import option, save_yaml
+from .answerers import get_answerer
+from .qa import CATEGORIES, Question, candidates, evaluate, make_question
+from .render import render
+from .schema import Caption, SchemaError
+from .synthetic import SyntheticConfig, random_caption
+
+CAPTION_PROMPT = "描述视频中的人物和他们的动作。"  # what a video model is asked (and trained) to caption with
+
+
+class BenchmarkError(ValueError):
+    """A benchmark file is malformed; the message names file, line and field."""
+
+
+@dataclass
+class BenchmarkSizes:
+    captions: int = option(40, "clips (each with one ground-truth caption)")
+    qa: int = option(100, "multiple-choice questions in all")
+    category_share: dict = option({}, "relative weight of each category ({interaction: 1, count: 2, ...}); "
+                                  "empty: equal shares")
+
+    def per_category(self) -> dict[str, int]:
+        """Question counts per category summing exactly to `qa` (largest remainder)."""
+        unknown = set(self.category_share) - set(CATEGORIES)
+        if unknown:
+            raise ValueError(f"category_share: unknown categories {sorted(unknown)}; categories are {list(CATEGORIES)}")
+        weights = {c: float(self.category_share.get(c, 0 if self.category_share else 1)) for c in CATEGORIES}
+        total = sum(weights.values())
+        if total <= 0 or self.qa < 0 or self.captions < 1:
+            raise ValueError(f"benchmark sizes need captions >= 1, qa >= 0 and a positive share (got {self})")
+        exact = {c: self.qa * w / total for c, w in weights.items()}
+        counts = {c: int(v) for c, v in exact.items()}
+        for c in sorted(CATEGORIES, key=lambda c: counts[c] - exact[c])[: self.qa - sum(counts.values())]:
+            counts[c] += 1
+        return counts
+
+
+PRESETS = {
+    "small": BenchmarkSizes(40, 100),
+    "haic-500-1400": BenchmarkSizes(500, 1400),
+    "haic-412-2000": BenchmarkSizes(412, 2000),
+}
+
+
+@dataclass
+class Benchmark:
+    captions: dict[str, Caption]  # clip id -> timed ground-truth caption
+    questions: list[Question]
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+def make_benchmark(sizes: BenchmarkSizes, seed: int = 0, lang: str = "zh",
+                   synthetic: SyntheticConfig | None = None) -> Benchmark:
+    synthetic = synthetic or SyntheticConfig()
+    rng = random.Random(f"haic-{seed}")
+    captions = {f"clip{i:05d}": random_caption(random.Random(f"haic-{seed}-clip{i}"), synthetic)
+                for i in range(sizes.captions)}
+    questions: list[Question] = []
+    for category, wanted in sizes.per_category().items():
+        pools = {cid: candidates(c, category) for cid, c in captions.items()}
+        for pool in pools.values():
+            rng.shuffle(pool)
+        order = list(captions)
+        rng.shuffle(order)
+        made = 0
+        while made < wanted:
+            progress = False
+            for cid in order:
+                if made == wanted:
+                    break
+                if pools[cid]:
+                    query = pools[cid].pop()
+                    questions.append(make_question(captions[cid], query, lang, rng, f"{cid}-{category}-{made}", cid))
+                    made, progress = made + 1, True
+            if not progress:
+                raise ValueError(f"the sizes ask for {wanted} {category} questions but {sizes.captions} clips "
+                                 f"support only {made}; add captions or lower qa")
+    return Benchmark(captions, questions, synthetic)
+
+
+# ----------------------------------------------------------------------------------------------------- files
+def save_benchmark(bench: Benchmark, folder: str | Path) -> Path:
+    folder = Path(folder)
+    atomic.write_text(folder / "captions.jsonl", "".join(
+        json.dumps({"id": cid, "caption": c.to_dict()}, ensure_ascii=False) + "\n" for cid, c in bench.captions.items()))
+    atomic.write_text(folder / "qa.jsonl", "".join(json.dumps(q.to_dict(), ensure_ascii=False) + "\n"
+                                                   for q in bench.questions))
+    save_yaml(bench.synthetic, folder / "synthetic.yaml", header="how the clips were drawn (render_clip)")
+    return folder
+
+
+def _rows(path: Path):
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise BenchmarkError(f"{path}:{n}: not JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise BenchmarkError(f"{path}:{n}: expected a JSON object")
+        yield n, row
+
+
+def _need(row: dict, name: str, kind: type | tuple, where: str) -> Any:
+    if name not in row:
+        raise BenchmarkError(f"{where}: field {name!r} is missing")
+    if not isinstance(row[name], kind) or isinstance(row[name], bool):
+        raise BenchmarkError(f"{where}: field {name!r} has the wrong type ({type(row[name]).__name__})")
+    return row[name]
+
+
+def load_benchmark(folder: str | Path) -> Benchmark:
+    from ...config import load_yaml
+
+    folder = Path(folder)
+    captions: dict[str, Caption] = {}
+    path = folder / "captions.jsonl"
+    for n, row in _rows(path):
+        where = f"{path}:{n}"
+        cid = _need(row, "id", str, where)
+        try:
+            captions[cid] = Caption.from_dict(_need(row, "caption", dict, where), where=f"{where}: field 'caption'")
+        except SchemaError as e:
+            raise BenchmarkError(str(e)) from None
+    questions = []
+    path = folder / "qa.jsonl"
+    for n, row in _rows(path):
+        where = f"{path}:{n}"
+        values = {name: _need(row, name, kind, where) for name, kind in (
+            ("id", str), ("clip_id", str), ("category", str), ("lang", str), ("text", str), ("options", list),
+            ("answer", int), ("query", dict))}
+        if values["clip_id"] not in captions:
+            raise BenchmarkError(f"{where}: field 'clip_id': {values['clip_id']!r} is not in captions.jsonl")
+        if values["category"] not in CATEGORIES:
+            raise BenchmarkError(f"{where}: field 'category': {values['category']!r} is not one of {list(CATEGORIES)}")
+        if not 0 <= values["answer"] < len(values["options"]):
+            raise BenchmarkError(f"{where}: field 'answer': {values['answer']} is not an option index")
+        questions.append(Question(**values))
+    synthetic = load_yaml(SyntheticConfig, folder / "synthetic.yaml") if (folder / "synthetic.yaml").exists() \
+        else SyntheticConfig()
+    return Benchmark(captions, questions, synthetic)
+
+
+# --------------------------------------------------------------------------------------------- `mengzi haic bench`
+@dataclass
+class HaicConfig:
+    sizes: BenchmarkSizes = option(PRESETS["small"], "how many captions and questions, and the category split")
+    seed: int = option(0, "seed for clips, questions and the answerers' guesses")
+    lang: str = option("zh", "language of captions, questions and options: zh or en")
+    answerer: str = option("schema", "caption-only answerer: schema (parse the caption), random, ...")
+    captions: str = option("", "JSONL of {clip_id, caption} texts to answer from (e.g. a model's); empty: the "
+                           "ground-truth captions, rendered without times")
+    model: str = option("", "a saved MavorsVideoLM folder: it captions every clip (the answerer reads those captions) "
+                        "and also answers directly (the option it scores highest); overrides `captions`")
+    synthetic: SyntheticConfig = option(SyntheticConfig(), "how the synthetic clips are drawn")
+    out: str = option("runs/haic/bench", "run folder (benchmark files, predictions.jsonl, metrics.json)")
+    overwrite: bool = option(False, "replace an existing run folder")
+
+
+def video_model_answers(folder: str, bench: Benchmark, max_new_tokens: int = 96) -> tuple[dict[str, str], list[int]]:
+    """A saved video model's captions of every clip and its direct choice for every question (torch)."""
+    from ..video.model import MavorsVideoLM
+    from .synthetic import render_clip
+
+    model = MavorsVideoLM.load(folder).eval()
+    drawn = {cid: render_clip(c, bench.synthetic) for cid, c in bench.captions.items()}
+    clips = {cid: model.clip_video(d.frames, d.timestamps) for cid, d in drawn.items()}
+    texts = {cid: model.generate([clip], [CAPTION_PROMPT], max_new_tokens=max_new_tokens)[0].replace(" ", "")
+             for cid, clip in clips.items()}
+    choices = []
+    for q in bench.questions:
+        scores = model.score([clips[q.clip_id]], [q.text], [q.options])[0]
+        choices.append(max(range(len(scores)), key=scores.__getitem__))
+    return texts, choices
+
+
+def _caption_texts(cfg: HaicConfig, bench: Benchmark) -> dict[str, str]:
+    if not cfg.captions:
+        return {cid: render(c, cfg.lang, times=False) for cid, c in bench.captions.items()}
+    path, texts = Path(cfg.captions), {}
+    for n, row in _rows(path):
+        texts[_need(row, "clip_id", str, f"{path}:{n}")] = _need(row, "caption", str, f"{path}:{n}")
+    missing = sorted(set(bench.captions) - set(texts))
+    if missing:
+        raise BenchmarkError(f"{path}: no caption for {len(missing)} clip(s), e.g. {missing[:3]}")
+    return texts
+
+
+def answer_all(bench: Benchmark, texts: dict[str, str], answerer: str, seed: int) -> list[int]:
+    pick = get_answerer(answerer, seed=seed)
+    return [pick(texts[q.clip_id], q) for q in bench.questions]
+
+
+def haic_bench(cfg: HaicConfig) -> Path:
+    """Make the benchmark, answer it from captions, write the run folder; returns its path."""
+    bench = make_benchmark(cfg.sizes, cfg.seed, cfg.lang, cfg.synthetic)
+    with atomic.folder(cfg.out, overwrite=cfg.overwrite) as tmp:
+        save_yaml(cfg, tmp / "config.yaml", header="mengzi haic bench")
+        save_benchmark(bench, tmp / "benchmark")
+        direct = None
+        if cfg.model:
+            texts, direct = video_model_answers(cfg.model, bench)
+            atomic.write_text(tmp / "captions.jsonl", "".join(json.dumps({"clip_id": c, "caption": t}, ensure_ascii=False)
+                                                              + "\n" for c, t in texts.items()))
+        else:
+            texts = _caption_texts(cfg, bench)
+        choices = answer_all(bench, texts, cfg.answerer, cfg.seed)
+        random_choices = answer_all(bench, texts, "random", cfg.seed)
+        metrics = {"answerer": cfg.answerer, "captions": cfg.model or cfg.captions or "ground truth", "lang": cfg.lang,
+                   **evaluate(bench.questions, choices),
+                   "random_baseline": evaluate(bench.questions, random_choices)}
+        if direct is not None:
+            metrics["direct_qa"] = evaluate(bench.questions, direct)
+        atomic.write_text(tmp / "predictions.jsonl", "".join(
+            json.dumps({"id": q.id, "choice": c, "answer": q.answer}) + "\n"
+            for q, c in zip(bench.questions, choices, strict=True)))
+        atomic.write_text(tmp / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
+    return Path(cfg.out)

@@ -1,0 +1,110 @@
+"""Generative fine-tuning and generation as dataclasses; `recipes/textgen/*.yaml` are their serialisation:
+
+    mengzi textgen train --config recipes/textgen/csl-keywords-tiny.yaml --train.max-steps 50
+    mengzi generate runs/textgen/csl-keywords-tiny/model --text "关键词：..." --num-beams 4
+
+Torch-free, so the command line loads fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from ..config import option
+
+
+@dataclass
+class GenerationOptions:
+    max_new_tokens: int = option(32, "most tokens to generate after the prompt")
+    min_new_tokens: int = option(0, "fewest tokens to generate before EOS is allowed (PyTorch only)")
+    num_beams: int = option(1, "beam width (1: greedy, or sampling with do_sample)")
+    do_sample: bool = option(False, "sample from the distribution instead of taking the best token(s)")
+    top_k: int = option(0, "sampling: keep only the k most likely tokens (0: off)")
+    top_p: float = option(1.0, "sampling: keep the smallest set of tokens with this much probability (1: off)")
+    temperature: float = option(1.0, "sampling: divide the logits by this (>1 flatter, <1 sharper)")
+    repetition_penalty: float = option(1.0, "divide the scores of tokens already in the sequence by this (1: off)")
+    length_penalty: float = option(1.0, "beam search: score / length ** this (>1 favours longer outputs)")
+    seed: int = option(0, "seed of the sampling draws (same seed, same samples)")
+
+
+@dataclass
+class TextGenTrainConfig:
+    max_steps: int = option(300, "optimizer steps (0: `epochs` passes over the training set)")
+    epochs: float = option(1.0, "passes over the training set when max_steps is 0")
+    batch_size: int = option(16, "examples (or corpus blocks) per optimizer step")
+    micro_batch_size: int = option(16, "examples per forward pass; accumulation makes up batch_size")
+    lr: float = option(1e-3, "peak learning rate (AdamW)")
+    weight_decay: float = option(0.01, "decoupled weight decay (not on biases and norms)")
+    warmup_ratio: float = option(0.06, "share of the steps with linear warmup")
+    schedule: Literal["linear", "cosine", "constant"] = option("linear", "decay after warmup")
+    clip_norm: float = option(1.0, "gradient-norm clipping (0: off)")
+    max_source_len: int = option(256, "source tokens kept (longer sources are cut)")
+    max_target_len: int = option(64, "target tokens kept (longer targets are cut)")
+    block_size: int = option(128, "corpus task: tokens per training / perplexity block")
+    eval_every: int = option(0, "optimizer steps between dev evaluations (0: only at the end)")
+    eval_at_start: bool = option(False, "also evaluate the model before the first step (a baseline in the log)")
+    max_train_examples: int = option(0, "use only the first N training examples or corpus documents (0: all)")
+    max_eval_examples: int = option(200, "generate for / score only the first N dev examples, or (corpus) the "
+                                    "first N held-out paragraphs (0: all)")
+    eval_batch_size: int = option(32, "examples per generation or perplexity batch at evaluation")
+    save_every: int = option(100, "optimizer steps between resumable checkpoints (0: none)")
+    keep_last: int = option(2, "checkpoints kept (older ones are deleted)")
+    log_every: int = option(20, "optimizer steps between training-loss lines in metrics.jsonl")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option(
+        "no", "auto: bf16/fp16 on GPU, bf16 on CPUs with native bf16; no: fp32")
+    seed: int = option(42, "seed of the data order, dropout and (from scratch) the weights")
+    threads: int = option(0, "torch threads (0: torch's default)")
+
+
+@dataclass
+class TextGenData:
+    csl_dir: str = option("data:clue/csl", "csl-keywords: folder with the CLUE CSL train.json / dev.json")
+    prefix: str = option("关键词：", "text put before every source (a task prompt); '' for none")
+    separator: str = option("；", "csl-keywords: what joins the keywords of a target (and splits predictions)")
+    corpus: list[str] = option(["data:corpus/classics/*.txt"], "corpus: text files, folders or globs "
+                               "(one paragraph a line; blank lines are skipped)")
+    eval_fraction: float = option(0.02, "corpus: share of paragraphs held out for perplexity (chosen by a hash "
+                                  "of file name and paragraph number: the same split every run)")
+    train: str = option("", "pairs: training file (.jsonl, .csv or .tsv)")
+    dev: str = option("", "pairs: dev file (generated and scored after training)")
+    format: Literal["auto", "csv", "tsv", "jsonl"] = option("auto", "pairs: file format; auto: by extension")
+    source: str = option("source", "pairs: the field holding the input text")
+    target: str = option("target", "pairs: the field holding the text to generate")
+    id: str = option("", "pairs: id field (default: the row number)")
+
+
+@dataclass
+class TextGenConfig:
+    model: str = option("mengzi-t5-tiny", "what to fine-tune: a checkpoint folder, preset with a checkpoint or hub "
+                        "id; with from_scratch, the preset to initialise")
+    from_scratch: bool = option(False, "initialise `model` (a preset) randomly instead of loading weights")
+    tokenizer: str = option("", "from_scratch: tokenizer folder or file (default: the preset's)")
+    overrides: dict = option({}, "from_scratch: preset config fields to change, e.g. {d_model: 64}")
+    task: Literal["csl-keywords", "corpus", "pairs"] = option(
+        "csl-keywords", "csl-keywords: CSL abstract -> keywords; corpus: causal LM on text files (GPT-Neo); "
+        "pairs: your source/target file")
+    dataset: TextGenData = option(TextGenData(), "where the task's data is and how it is laid out")
+    out: str = option("", "run folder: config.yaml, metrics.jsonl, metrics.json, predictions.jsonl, model/")
+    train: TextGenTrainConfig = option(TextGenTrainConfig(), "the optimisation")
+    generation: GenerationOptions = option(GenerationOptions(), "decoding of the dev predictions")
+    resume: bool = option(False, "continue from the run folder's last complete checkpoint")
+    overwrite: bool = option(False, "start afresh in a run folder that already has results")
+    data: str = option("", "data folder for data:REL paths (default $DATA or ../shared/data)")
+
+
+@dataclass
+class GenerateConfig(GenerationOptions):
+    """`mengzi generate MODEL --text ... --num-beams 4`: the decoding options as top-level flags, plus these."""
+
+    model: str = option("", "a checkpoint folder (or a run folder holding model/), preset with a checkpoint, hub id, "
+                        "or an export folder of `mengzi export` (ONNX Runtime with a KV cache)")
+    text: list[str] = option([], "prompts, `--text A B C` (T5: the source; GPT-Neo: the text to continue)")
+    input: str = option("", "a .jsonl file of prompts, one {\"text\": ...} a line")
+    out: str = option("", ".jsonl file to write {text, generated} to (default: print)")
+    batch_size: int = option(16, "prompts per generate call")
+    providers: str = option("cpu", "export folders: ONNX Runtime providers (auto, cpu, cuda, tensorrt)")
+    threads: int = option(0, "torch / ONNX Runtime threads (0: default)")
+
+    def options(self) -> GenerationOptions:
+        return GenerationOptions(**{f.name: getattr(self, f.name) for f in fields(GenerationOptions)})

@@ -1,0 +1,190 @@
+"""Generation and perplexity with PyTorch models, and `mengzi generate` over a checkpoint or an export folder.
+
+    texts = generate(model, tokenizer, ["关键词：..."], GenerationOptions(num_beams=4))
+    ppl = perplexity(model, tokenizer, held_out_paragraphs, block_size=128)
+
+T5 encodes the prompt (right padded) and decodes from its start token; GPT-Neo continues the prompt, left padded
+(so every row's last prompt token is in the last column) and only the new tokens are decoded. Decoding is
+transformers' `generate` with exactly the options given (its generation config's own defaults, such as top_k=50
+for sampling, do not leak in). An export folder is served by `mengzi.export`'s torch-free `OnnxGenerator`, which
+decodes as transformers does (same greedy and beam ids; sampling uses numpy draws, so other samples).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from .config import GenerateConfig, GenerationOptions
+
+
+def hf_kwargs(options: GenerationOptions) -> dict:
+    """transformers `generate` keywords for `options`, every decoding knob explicit."""
+    kw = dict(max_new_tokens=options.max_new_tokens, min_new_tokens=options.min_new_tokens or None,
+              num_beams=options.num_beams, do_sample=options.do_sample,
+              repetition_penalty=options.repetition_penalty, length_penalty=options.length_penalty)
+    if options.do_sample:
+        kw.update(top_k=options.top_k, top_p=options.top_p, temperature=options.temperature)
+    else:  # greedy / beam: the sampling warpers must not apply, whatever the model's generation config says
+        kw.update(top_k=None, top_p=None, temperature=None)
+    return kw
+
+
+def generate(model, tokenizer, texts: list[str], options: GenerationOptions | None = None,
+             batch_size: int = 16, max_source_len: int | None = None) -> list[str]:
+    """One generated string per prompt (special tokens dropped), prompts cut to `max_source_len` tokens if given.
+    Deterministic for a given `options.seed`; the caller's torch RNG state is left as it was."""
+    import torch
+
+    options = options or GenerationOptions()
+    causal = not model.config.is_encoder_decoder
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left" if causal else "right"
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    was_training = model.training
+    model.eval()
+    out: list[str] = []
+    truncation = dict(truncation=True, max_length=max_source_len) if max_source_len else {}
+    try:
+        device = next(model.parameters()).device
+        for start in range(0, len(texts), batch_size):
+            chunk = list(texts[start : start + batch_size])
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=not causal, **truncation)
+            if causal and enc["input_ids"].shape[1] == 0:  # every prompt empty: start from BOS
+                enc = {"input_ids": torch.full((len(chunk), 1), model.config.bos_token_id),
+                       "attention_mask": torch.ones(len(chunk), 1, dtype=torch.long)}
+            enc = {k: v.to(device) for k, v in enc.items()}
+            # seeded per batch (by its offset): a batch's draws do not depend on how many the batches before it took
+            with torch.no_grad(), torch.random.fork_rng():
+                torch.manual_seed(options.seed + start)
+                ids = model.generate(**enc, pad_token_id=pad, **hf_kwargs(options))
+            new = ids[:, enc["input_ids"].shape[1]:] if causal else ids
+            out.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return [text.strip() for text in out]
+
+
+def perplexity(model, tokenizer, texts: list[str], block_size: int = 128, batch_size: int = 16) -> float:
+    """exp(token-weighted mean negative log-likelihood) of a causal LM over `texts`, cut into blocks as training
+    cuts them (`data.token_blocks`): every token after the first of its block is predicted once."""
+    from .data import token_blocks
+
+    nll, tokens = _nll(model, token_blocks(tokenizer, texts, block_size), tokenizer.pad_token_id or 0, batch_size)
+    return math.exp(nll / max(tokens, 1))
+
+
+def _nll(model, blocks: list[list[int]], pad: int, batch_size: int) -> tuple[float, int]:
+    """(summed NLL, predicted tokens) over `blocks`."""
+    import torch
+    import torch.nn.functional as F
+
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    device = next(model.parameters()).device
+    try:
+        for start in range(0, len(blocks), batch_size):
+            chunk = blocks[start : start + batch_size]
+            width = max(len(b) for b in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for row, block in enumerate(chunk):
+                ids[row, : len(block)], mask[row, : len(block)] = torch.tensor(block), 1
+            ids, mask = ids.to(device), mask.to(device)
+            with torch.no_grad():
+                logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+            labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                           ignore_index=-100, reduction="sum"))
+            count += int((labels != -100).sum())
+    finally:
+        model.train(was_training)
+    return total, count
+
+
+# --------------------------------------------------------------------------------------------- mengzi generate
+def is_export_folder(path: str | os.PathLike) -> bool:
+    from ..export.session import MANIFEST
+
+    return (Path(path) / MANIFEST).is_file()
+
+
+def load_generator(name: str, task: str | None = None):
+    """(model, tokenizer) of a checkpoint folder, a run folder (its model/), a preset with a checkpoint or a hub id,
+    with the generative head of its family."""
+    from transformers import AutoConfig
+
+    from ..models.load import _local_folder, family_of, load
+
+    path = Path(name)
+    if (path / "model" / "config.json").is_file():
+        path = path / "model"
+    folder = path if path.is_dir() else _local_folder(name, None)
+    family = family_of(AutoConfig.from_pretrained(folder))
+    if family not in ("t5", "gpt-neo"):
+        raise ValueError(f"{name}: a {family} model does not generate text (T5 or GPT-Neo)")
+    return load(folder, task=task or ("seq2seq-lm" if family == "t5" else "causal-lm"))
+
+
+def _prompts(cfg: GenerateConfig) -> list[str]:
+    from ..config import ConfigError
+
+    texts = list(cfg.text)
+    if cfg.input:
+        with open(cfg.input, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{cfg.input}:{number}: not a JSON object ({e.msg})") from None
+                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                    raise ValueError(f"{cfg.input}:{number}: field 'text': expected a string")
+                texts.append(record["text"])
+    if not texts:
+        raise ConfigError("mengzi generate MODEL --text PROMPT [PROMPT ...] (or --input FILE.jsonl)")
+    return texts
+
+
+def generate_texts(cfg: GenerateConfig) -> list[str]:
+    """`mengzi generate`: prompts -> generated texts with a PyTorch checkpoint or an ONNX export folder."""
+    from ..config import ConfigError
+
+    if not cfg.model:
+        raise ConfigError("mengzi generate MODEL --text PROMPT")
+    texts, options = _prompts(cfg), cfg.options()
+    if is_export_folder(cfg.model):
+        from ..export.predictor import Predictor
+
+        if options.min_new_tokens:
+            raise ConfigError("--generation.min-new-tokens is not supported by the ONNX generator (PyTorch only)")
+        predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads)
+        if not predictor.head.generative:
+            raise ConfigError(f"{cfg.model} is a {predictor.head.name} export; it does not generate text")
+        kw = {k: v for k, v in asdict(options).items() if k != "min_new_tokens"}
+        out = []
+        for start in range(0, len(texts), cfg.batch_size):
+            out.extend(predictor.generator.generate(texts[start : start + cfg.batch_size], **kw))
+        out = [text.strip() for text in out]
+    else:
+        import torch
+
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        model, tokenizer = load_generator(cfg.model)
+        out = generate(model, tokenizer, texts, options, batch_size=cfg.batch_size)
+    lines = [json.dumps({"text": t, "generated": g}, ensure_ascii=False) for t, g in zip(texts, out)]
+    if cfg.out:
+        from .. import atomic
+
+        atomic.write_text(cfg.out, "\n".join(lines) + "\n")
+        print(f"{len(out)} generations -> {cfg.out}")
+    else:
+        print("\n".join(lines))
+    return out
