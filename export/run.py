@@ -168,8 +168,9 @@ def export_model(cfg: ExportConfig) -> Path:
     for gate, result in report.items():
         for precision, r in result.items():
             if gate == "numeric":
+                scale = f" x logit scale {r['scale']:.3g}" if r.get("scale", 1.0) > 1 else ""
                 print(f"  numeric gate {precision}: max |onnx - pytorch| {r['max_abs_diff']:.3g} "
-                      f"(tolerance {r['tolerance']:.3g}) passed")
+                      f"(tolerance {r['tolerance']:.3g}{scale}) passed")
             else:
                 print(f"  task gate {precision}: {r['metric']} pytorch {r['pytorch'][r['metric']]:.4g} onnx "
                       f"{r['onnx'][r['metric']]:.4g} ratio {r['ratio']:.4f} "

@@ -301,10 +301,12 @@ def _export_dynamo(wrapper, args, path, ins, outs, axes, opset, family) -> None:
 def check_generative(model, out: Path, manifest: dict, tokenizer_json: Path, providers=None) -> dict:
     """Compare PyTorch and the exported graphs on a padded batch (2 texts of different lengths) and an unpadded one
     (1 text): logits of the first decoder step, of 4 cached steps (feeding PyTorch's argmax tokens to both), and of
-    the no-past decoder over the whole sequence at the end. Returns the float32 max |difference| over all of them and
-    one entry per comparison; the caller applies the tolerance."""
+    the no-past decoder over the whole sequence at the end. Returns the float32 max |difference| over all of them,
+    the logit scale (max(1, largest |PyTorch logit|)) and one entry per comparison; the caller applies the
+    tolerance."""
     from tokenizers import Tokenizer
 
+    from .gates import logit_scale
     from .session import make_session
 
     out, gen = Path(out), manifest["generation"]
@@ -312,7 +314,7 @@ def check_generative(model, out: Path, manifest: dict, tokenizer_json: Path, pro
     sessions = {name: make_session(out / f, providers) for name, f in manifest["files"].items()
                 if name in gen["graphs"]}
     prompts = [tokenizer.encode(t).ids or [gen["bos_token_id"]] for t in SAMPLE_TEXTS]
-    checked = []
+    checked, scale = [], 1.0
     model.eval()
     with torch.no_grad():
         for case, batch in (("padded", prompts), ("unpadded", prompts[1:])):
@@ -320,7 +322,8 @@ def check_generative(model, out: Path, manifest: dict, tokenizer_json: Path, pro
             for what, ref, got in run(model, sessions, gen, batch):
                 diff = float(np.max(np.abs(ref.astype(np.float32) - got.astype(np.float32))))
                 checked.append({"case": case, "what": what, "max_abs_diff": diff})
-    return {"max_abs_diff": max(c["max_abs_diff"] for c in checked), "checked": checked}
+                scale = max(scale, logit_scale([ref]))
+    return {"max_abs_diff": max(c["max_abs_diff"] for c in checked), "scale": scale, "checked": checked}
 
 
 def _feed(gen, graph, values: dict) -> dict:

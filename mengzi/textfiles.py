@@ -196,3 +196,19 @@ def _json_array(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
             continue
         stats.lines += 1
         yield text
+
+
+def json_objects(name, lines: Iterable[str], error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON-lines file. Unlike a corpus `Source`, a line that is
+    not a JSON object stops here with `error("NAME:LINE: why")`: these are task files, where a bad row is a bug to
+    fix rather than noise to count, and callers then only check their own fields."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise error(f"{name}:{number}: not a JSON object ({e.msg} at column {e.colno})") from None
+        if not isinstance(value, dict):
+            raise error(f"{name}:{number}: expected a JSON object, got {type(value).__name__}")
+        yield number, value

@@ -34,6 +34,17 @@ def data() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _torch_on_one_thread():
+    """Every test starts with torch on one thread: the tiny models here run as fast on one, two threads' OpenMP
+    barriers stall badly when the two CI cores are shared, and code under test that sets its own count
+    (`threads: 2`) must not leak it into the next test. Module-scoped fixtures run before this and set it
+    themselves when they train."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
 def _data_env(monkeypatch):
     """Library defaults (`data:...` specs) resolve against the same folder the tests use."""
     monkeypatch.setenv("DATA", str(DATA))

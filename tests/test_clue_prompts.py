@@ -100,7 +100,6 @@ def test_prompt_run_end_to_end_on_bert_tiny(bert_folder, tmp_path, monkeypatch):
     one whose answer is known (the gold label word scores highest on even ids, the other word on odd ids), and the
     run must predict exactly that."""
     need_data("clue/afqmc")
-    torch.set_num_threads(1)
     cfg = PromptConfig(model=str(bert_folder), task="afqmc", max_examples=12, out=str(tmp_path / "real"))
     out = clue_prompt(cfg)
     metrics = json.loads((out / "metrics.json").read_text("utf-8"))
@@ -170,7 +169,6 @@ def test_pet_scores_match_the_scorer_and_pet_learns_its_shots(data):
     from mengzi.models.load import init_model
 
     need_data("clue/afqmc/train.json")
-    torch.set_num_threads(1)
     model, tok = init_model("mengzi-bert-tiny", task="masked-lm", seed=0)
     shots = draw_shots(load_task("afqmc", "train", limit=200).to_list(), 2, 4, seed=0)
 

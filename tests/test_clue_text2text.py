@@ -13,7 +13,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import need_data
 from mengzi.clue.tasks import TASKS
 from mengzi.clue.text2text import Text2TextConfig, clue_text2text, nearest_label, pairs, source_text
@@ -46,7 +45,6 @@ def test_sources_and_targets():
 
 def test_t5_tiny_learns_label_words_on_its_training_subset(data, tmp_path):
     need_data("clue/afqmc/train.json", "clue/afqmc/test.json")
-    torch.set_num_threads(1)
     train = TextGenTrainConfig(max_steps=60, batch_size=16, micro_batch_size=16, lr=3e-3, max_train_examples=32,
                                max_eval_examples=32, save_every=0, log_every=20, max_target_len=16, eval_batch_size=32,
                                threads=1)

@@ -120,6 +120,19 @@ def test_numeric_gate_failure_stops_the_export_with_the_measured_difference(mode
     assert not out.exists() and not list(tmp_path.glob(".strict*"))  # nothing half-written is left
 
 
+def test_numeric_tolerance_is_relative_to_the_logit_scale():
+    from mengzi.export.gates import enforce_tolerance, logit_scale
+
+    assert logit_scale([np.array([0.2, -0.5])]) == 1.0  # small logits keep the absolute tolerance
+    assert logit_scale([np.array([[3.0, -130.0]]), np.zeros(0)]) == 130.0
+    # a random T5-base: logits near 130, fp32 rounding differences near 2e-4 (1.6e-6 relative) pass
+    assert enforce_tolerance({"max_abs_diff": 2e-4, "scale": 130.0}, "fp32")["passed"]
+    with pytest.raises(ExportError, match=r"= 0.0002 > tolerance 0.0001 x logit scale 1"):
+        enforce_tolerance({"max_abs_diff": 2e-4}, "fp32")
+    with pytest.raises(ExportError, match=r"x logit scale 130"):
+        enforce_tolerance({"max_abs_diff": 2e-2, "scale": 130.0}, "fp32")
+
+
 def test_dynamo_export_is_exact_but_does_not_fuse(models, tmp_path):
     out = _export(models, tmp_path, "sequence-classification", dynamo=True)
     assert read_manifest(out)["gates"]["numeric"]["fp32"]["max_abs_diff"] < 1e-4

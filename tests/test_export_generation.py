@@ -90,15 +90,6 @@ def _build(tmp_path_factory, preset, tokenizer=None, overrides=None):
                 prompts=prompts, tokenizer=tokenizer, stop=stop)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny models run as fast on one thread, and two threads' barriers stall badly when the 2 cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def gpt(tmp_path_factory, data):
     return _build(tmp_path_factory, "mengzi-gpt-neo-tiny", overrides={"initializer_range": 0.2})

@@ -69,7 +69,6 @@ def test_beam_search_finds_captions_at_least_as_likely_as_greedy(captioner):
 
 
 def test_retrieval_head_ranks_true_tags_above_polluted_ones(tmp_path, data):
-    torch.set_num_threads(1)
     cfg = OscarTrainConfig(task="retrieval", train_size=64, eval_size=30, steps=150, batch_size=32, lr=1e-3,
                            pollute_prob=1.0, log_every=50, out=str(tmp_path / "run"))
     run = oscar_train(cfg)

@@ -19,14 +19,6 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "textgen"
 SMALL_T5 = {"d_model": 64, "d_kv": 16, "d_ff": 128, "num_heads": 4}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def csl_pairs(n: int, chars: int = 48, tokenizer=None):
     """`n` CSL dev examples, abstracts cut to `chars` characters and targets to two keywords (the task at test size).
     With `tokenizer`, only examples whose target it can write back (the small test tokenizer maps rare characters

@@ -13,11 +13,6 @@ PROMPTS = ["“花呗怎么还款”和“借呗如何还钱”的意思", "这�
 CANDIDATES = [["相同", "不同"], ["体育", "财经", "国际新闻", "股票"], ["好的", "不好"], ["积极", "消极", "中性"]]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _reference_t5(model, tok, prompt, continuation, normalize):
     source = torch.tensor([tok(prompt)["input_ids"]])
     target = tok(continuation)["input_ids"]  # ends in </s>

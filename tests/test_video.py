@@ -9,7 +9,6 @@ import torch
 
 from mengzi.multimodal.video import VideoLMConfig, best_grid, chunk_video, image_to_clip
 
-torch.set_num_threads(1)
 PROMPT = "视频里先后出现了什么？"
 
 

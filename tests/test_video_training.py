@@ -9,12 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from mengzi.config import load_yaml
 from mengzi.multimodal.video import VideoLMConfig
 
-torch.set_num_threads(1)
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "video"
 STEPS = 50
 

@@ -24,6 +24,7 @@ from typing import Literal
 
 from .. import atomic
 from ..config import ConfigError, option, save_yaml
+from ..textfiles import json_objects
 from .config import FinetuneConfig
 
 log = logging.getLogger("mengzi.finetune")
@@ -72,18 +73,7 @@ def read_rows(path: Path, fmt: str = "auto") -> list[tuple[int, dict]]:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from None
     if fmt == "jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{number}: not a JSON object ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append((number, row))
-        return rows
+        return list(json_objects(path, text.splitlines(), DataError))
     reader = csv.DictReader(text.splitlines(), delimiter="," if fmt == "csv" else "\t")
     return [(reader.line_num, row) for row in reader]
 

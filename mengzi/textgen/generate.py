@@ -136,15 +136,11 @@ def _prompts(cfg: GenerateConfig) -> list[str]:
 
     texts = list(cfg.text)
     if cfg.input:
+        from ..textfiles import json_objects
+
         with open(cfg.input, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{cfg.input}:{number}: not a JSON object ({e.msg})") from None
-                if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            for number, record in json_objects(cfg.input, f):
+                if not isinstance(record.get("text"), str):
                     raise ValueError(f"{cfg.input}:{number}: field 'text': expected a string")
                 texts.append(record["text"])
     if not texts:

@@ -21,6 +21,7 @@ from typing import Any
 
 from ... import atomic
 from ...config import option, save_yaml
+from ...textfiles import json_objects
 from .answerers import get_answerer
 from .qa import CATEGORIES, Question, candidates, evaluate, make_question
 from .render import render
@@ -112,16 +113,7 @@ def save_benchmark(bench: Benchmark, folder: str | Path) -> Path:
 
 
 def _rows(path: Path):
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BenchmarkError(f"{path}:{n}: not JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise BenchmarkError(f"{path}:{n}: expected a JSON object")
-        yield n, row
+    return json_objects(path, path.read_text(encoding="utf-8").splitlines(), BenchmarkError)
 
 
 def _need(row: dict, name: str, kind: type | tuple, where: str) -> Any:

@@ -13,12 +13,12 @@ A JSONL file has one object a line: {"image": PATH} or {"features": PATH.npy|.np
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ...textfiles import json_objects
 from .regions import RegionFeatures, extract_regions, load_region_features
 from .tags import to_chinese
 
@@ -112,14 +112,8 @@ def read_jsonl(path: str | Path) -> list[Example]:
 
     path = Path(path)
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in json_objects(path, path.read_text(encoding="utf-8").splitlines()):
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: not JSON ({e})") from None
         if not isinstance(row.get("caption"), str):
             raise ValueError(f"{where}: field 'caption' must be a string")
         if not isinstance(row.get("tags", []), list):
