@@ -6,6 +6,7 @@
     optimize.py     onnxruntime.transformers fusion, fp16, INT8 (dynamic, static)
     gates.py        the numeric and task gates every export passes (torch)
     run.py          `mengzi export` and `mengzi predict`
+    generate.py     `mengzi generate`: a checkpoint (through mengzi.textgen) or an export folder
     session.py      ONNX Runtime sessions, provider choice (TensorRT > CUDA > CPU), the folder's manifest
     tokenize.py     a transformers-compatible face over a bare `tokenizers.Tokenizer`
     predictor.py    `Predictor(DIR)`: batched predictions with post-processing per head

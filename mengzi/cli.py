@@ -293,7 +293,7 @@ def textgen_train(cfg):
 
 
 def generate(cfg):
-    from .textgen.generate import generate_texts
+    from .export.generate import generate_texts
 
     return generate_texts(cfg)
 

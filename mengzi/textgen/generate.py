@@ -1,4 +1,5 @@
-"""Generation and perplexity with PyTorch models, and `mengzi generate` over a checkpoint or an export folder.
+"""Generation and perplexity with PyTorch models (`mengzi generate` on a checkpoint comes here, through
+`mengzi.export.generate`, which also serves export folders).
 
     texts = generate(model, tokenizer, ["关键词：..."], GenerationOptions(num_beams=4))
     ppl = perplexity(model, tokenizer, held_out_paragraphs, block_size=128)
@@ -6,19 +7,15 @@
 T5 encodes the prompt (right padded) and decodes from its start token; GPT-Neo continues the prompt, left padded
 (so every row's last prompt token is in the last column) and only the new tokens are decoded. Decoding is
 transformers' `generate` with exactly the options given (its generation config's own defaults, such as top_k=50
-for sampling, do not leak in). An export folder is served by `mengzi.export`'s torch-free `OnnxGenerator`, which
-decodes as transformers does (same greedy and beam ids; sampling uses numpy draws, so other samples).
+for sampling, do not leak in).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-from dataclasses import asdict
 from pathlib import Path
 
-from .config import GenerateConfig, GenerationOptions
+from .config import GenerationOptions
 
 
 def hf_kwargs(options: GenerationOptions) -> dict:
@@ -107,13 +104,7 @@ def _nll(model, blocks: list[list[int]], pad: int, batch_size: int) -> tuple[flo
     return total, count
 
 
-# --------------------------------------------------------------------------------------------- mengzi generate
-def is_export_folder(path: str | os.PathLike) -> bool:
-    from ..export.session import MANIFEST
-
-    return (Path(path) / MANIFEST).is_file()
-
-
+# ------------------------------------------------------------------------------------ checkpoints that generate
 def load_generator(name: str, task: str | None = None):
     """(model, tokenizer) of a checkpoint folder, a run folder (its model/), a preset with a checkpoint or a hub id,
     with the generative head of its family."""
@@ -129,58 +120,3 @@ def load_generator(name: str, task: str | None = None):
     if family not in ("t5", "gpt-neo"):
         raise ValueError(f"{name}: a {family} model does not generate text (T5 or GPT-Neo)")
     return load(folder, task=task or ("seq2seq-lm" if family == "t5" else "causal-lm"))
-
-
-def _prompts(cfg: GenerateConfig) -> list[str]:
-    from ..config import ConfigError
-
-    texts = list(cfg.text)
-    if cfg.input:
-        from ..textfiles import json_objects
-
-        with open(cfg.input, encoding="utf-8") as f:
-            for number, record in json_objects(cfg.input, f):
-                if not isinstance(record.get("text"), str):
-                    raise ValueError(f"{cfg.input}:{number}: field 'text': expected a string")
-                texts.append(record["text"])
-    if not texts:
-        raise ConfigError("mengzi generate MODEL --text PROMPT [PROMPT ...] (or --input FILE.jsonl)")
-    return texts
-
-
-def generate_texts(cfg: GenerateConfig) -> list[str]:
-    """`mengzi generate`: prompts -> generated texts with a PyTorch checkpoint or an ONNX export folder."""
-    from ..config import ConfigError
-
-    if not cfg.model:
-        raise ConfigError("mengzi generate MODEL --text PROMPT")
-    texts, options = _prompts(cfg), cfg.options()
-    if is_export_folder(cfg.model):
-        from ..export.predictor import Predictor
-
-        if options.min_new_tokens:
-            raise ConfigError("--generation.min-new-tokens is not supported by the ONNX generator (PyTorch only)")
-        predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads)
-        if not predictor.head.generative:
-            raise ConfigError(f"{cfg.model} is a {predictor.head.name} export; it does not generate text")
-        kw = {k: v for k, v in asdict(options).items() if k != "min_new_tokens"}
-        out = []
-        for start in range(0, len(texts), cfg.batch_size):
-            out.extend(predictor.generator.generate(texts[start : start + cfg.batch_size], **kw))
-        out = [text.strip() for text in out]
-    else:
-        import torch
-
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        model, tokenizer = load_generator(cfg.model)
-        out = generate(model, tokenizer, texts, options, batch_size=cfg.batch_size)
-    lines = [json.dumps({"text": t, "generated": g}, ensure_ascii=False) for t, g in zip(texts, out)]
-    if cfg.out:
-        from .. import atomic
-
-        atomic.write_text(cfg.out, "\n".join(lines) + "\n")
-        print(f"{len(out)} generations -> {cfg.out}")
-    else:
-        print("\n".join(lines))
-    return out

@@ -1,0 +1,82 @@
+"""`mengzi generate`: prompts -> generated texts, from a PyTorch checkpoint (`mengzi.textgen`) or an export folder
+(ONNX Runtime with the KV cache, through the torch-free `OnnxGenerator`, which decodes as transformers does: the
+same greedy and beam ids; sampling draws with numpy, so other samples). It lives with deployment because it reaches
+both sides; the training layer below never imports this package.
+
+    mengzi generate runs/textgen/csl-keywords-tiny/model --text "关键词：..." --num-beams 4
+    mengzi generate exports/t5 --input prompts.jsonl --out generations.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+from mengzi.config import ConfigError
+from mengzi.textfiles import json_objects
+from mengzi.textgen.config import GenerateConfig
+
+from .session import MANIFEST
+
+
+def is_export_folder(path: str | os.PathLike) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def _prompts(cfg: GenerateConfig) -> list[str]:
+    texts = list(cfg.text)
+    if cfg.input:
+        with open(cfg.input, encoding="utf-8") as f:
+            for number, record in json_objects(cfg.input, f):
+                if not isinstance(record.get("text"), str):
+                    raise ValueError(f"{cfg.input}:{number}: field 'text': expected a string")
+                texts.append(record["text"])
+    if not texts:
+        raise ConfigError("mengzi generate MODEL --text PROMPT [PROMPT ...] (or --input FILE.jsonl)")
+    return texts
+
+
+def _onnx_generate(cfg: GenerateConfig, texts: list[str], options) -> list[str]:
+    from .predictor import Predictor
+
+    if options.min_new_tokens:
+        raise ConfigError("--generation.min-new-tokens is not supported by the ONNX generator (PyTorch only)")
+    predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads)
+    if not predictor.head.generative:
+        raise ConfigError(f"{cfg.model} is a {predictor.head.name} export; it does not generate text")
+    kw = {k: v for k, v in asdict(options).items() if k != "min_new_tokens"}
+    out = []
+    for start in range(0, len(texts), cfg.batch_size):
+        out.extend(predictor.generator.generate(texts[start : start + cfg.batch_size], **kw))
+    return [text.strip() for text in out]
+
+
+def _torch_generate(cfg: GenerateConfig, texts: list[str], options) -> list[str]:
+    import torch
+
+    from mengzi.textgen.generate import generate, load_generator
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model, tokenizer = load_generator(cfg.model)
+    return generate(model, tokenizer, texts, options, batch_size=cfg.batch_size)
+
+
+def generate_texts(cfg: GenerateConfig) -> list[str]:
+    """The generated text of each prompt, printed (or written to `cfg.out`) as JSON lines {text, generated}."""
+    if not cfg.model:
+        raise ConfigError("mengzi generate MODEL --text PROMPT")
+    texts, options = _prompts(cfg), cfg.options()
+    run = _onnx_generate if is_export_folder(cfg.model) else _torch_generate
+    out = run(cfg, texts, options)
+    lines = [json.dumps({"text": t, "generated": g}, ensure_ascii=False) for t, g in zip(texts, out)]
+    if cfg.out:
+        from mengzi import atomic
+
+        atomic.write_text(cfg.out, "\n".join(lines) + "\n")
+        print(f"{len(out)} generations -> {cfg.out}")
+    else:
+        print("\n".join(lines))
+    return out
