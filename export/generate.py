@@ -9,7 +9,6 @@ both sides; the training layer below never imports this package.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +17,7 @@ from mengzi.config import ConfigError
 from mengzi.textfiles import json_objects
 from mengzi.textgen.config import GenerateConfig
 
+from .run import emit_json_lines
 from .session import MANIFEST
 
 
@@ -71,12 +71,5 @@ def generate_texts(cfg: GenerateConfig) -> list[str]:
     texts, options = _prompts(cfg), cfg.options()
     run = _onnx_generate if is_export_folder(cfg.model) else _torch_generate
     out = run(cfg, texts, options)
-    lines = [json.dumps({"text": t, "generated": g}, ensure_ascii=False) for t, g in zip(texts, out)]
-    if cfg.out:
-        from mengzi import atomic
-
-        atomic.write_text(cfg.out, "\n".join(lines) + "\n")
-        print(f"{len(out)} generations -> {cfg.out}")
-    else:
-        print("\n".join(lines))
+    emit_json_lines([{"text": t, "generated": g} for t, g in zip(texts, out)], cfg.out, "generations")
     return out

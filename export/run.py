@@ -281,15 +281,20 @@ def predict(cfg: PredictConfig):
     started = time.perf_counter()
     results = predictor.predict(records)
     seconds = time.perf_counter() - started
-    lines = [json.dumps(r, ensure_ascii=False) for r in results]
-    if cfg.out:
+    emit_json_lines(results, cfg.out, "predictions", f" ({len(results) / max(seconds, 1e-9):.1f}/s)")
+    return results
+
+
+def emit_json_lines(rows: list[dict], out: str, what: str, note: str = "") -> None:
+    """`rows` as JSON lines: written atomically to `out` (with a one-line summary), or printed when `out` is empty."""
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    if out:
         from mengzi import atomic
 
-        atomic.write_text(cfg.out, "\n".join(lines) + "\n")
-        print(f"{len(results)} predictions -> {cfg.out} ({len(results) / max(seconds, 1e-9):.1f}/s)")
+        atomic.write_text(out, "\n".join(lines) + "\n")
+        print(f"{len(rows)} {what} -> {out}{note}")
     else:
         print("\n".join(lines))
-    return results
 
 
 def _records(cfg: PredictConfig, predictor) -> list[dict]:
