@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mengzi.multimodal.haic.benchmark import CAPTION_PROMPT  # noqa: E402  (after the sys.path line)
+from mengzi.multimodal.haic.benchmark import CAPTION_PROMPT, clean_generated  # noqa: E402  (after sys.path)
 
 
 def build(args):
@@ -94,7 +94,7 @@ def direct_qa(model, bench, clips, batch: int = 8) -> tuple[list[int], list[list
 def captions_by_model(model, bench, clips, max_new_tokens: int) -> dict[str, str]:
     from tqdm.auto import tqdm
 
-    return {cid: model.generate([clips[cid]], [CAPTION_PROMPT], max_new_tokens=max_new_tokens)[0].replace(" ", "")
+    return {cid: clean_generated(model.generate([clips[cid]], [CAPTION_PROMPT], max_new_tokens=max_new_tokens)[0], "zh")
             for cid in tqdm(bench.captions, desc="caption", mininterval=5)}
 
 
@@ -129,6 +129,7 @@ def main() -> None:
     p.add_argument("--max-new-tokens", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/bench/haic_qa.txt")
+    p.add_argument("--save-model", default="", help="also save the trained model here (for `mengzi haic bench --model`)")
     args = p.parse_args()
 
     import torch
@@ -152,6 +153,8 @@ def main() -> None:
     train_clips = clips_of(model, train_bench)
     losses = train(model, train_bench, train_clips, args.steps, args.batch_size, args.lr, args.seed,
                    args.caption_share)
+    if args.save_model:
+        model.save(args.save_model)
     rows, parsed, scores = {}, {}, {}
     random_pick = get_answerer("random", seed=args.seed)
     rows["chance (random answerer)"] = evaluate(test.questions, [random_pick("", q) for q in test.questions])

@@ -1,16 +1,16 @@
 """CLUE classification as text-to-text (the Mengzi-T5-MT recipe): the source is a Chinese template filled with the
-example, the target is the label's Chinese word (`mengzi.clue.prompts`); a T5 (or GPT-Neo) is fine-tuned to
-generate it with `mengzi.textgen.train.train_textgen`.
+example, the target is the label's Chinese word (`mengzi.clue.prompts`); a T5 is fine-tuned to generate it with
+`mengzi.textgen.train.train_textgen`. (GPT-Neo is not offered here: a causal LM reads only the text before the
+slot, which for most templates holds none of the example; `mengzi clue prompt` scores GPT-Neo zero/few-shot.)
 
     mengzi clue text2text tnews --recipe recipes/clue-text2text/tnews-tiny.yaml
 
-Sources: T5 reads the template with its first sentinel <extra_id_0> in the slot; GPT-Neo reads the template up to
-the slot (and learns to continue with the word). Turning outputs into labels (`decode`):
+Sources: T5 reads the template with its first sentinel <extra_id_0> in the slot, cut to `train.max_source_len`
+tokens the same way in training, scoring and test prediction. Turning outputs into labels (`decode`):
 - "score" (default): constrained decoding. Every label word is scored as the target
-  (`mengzi.textgen.scoring.score_continuations`, sum of token log-probs + EOS) and the best one is the prediction,
-  so every prediction is a label, whatever the model would have generated. (T5 scores the word exactly as it
-  was trained on it; GPT-Neo's scorer tokenises prompt + word together, its trainer each apart: the same text,
-  occasionally other token boundaries.)
+  (`mengzi.textgen.scoring.score_continuations`, sum of token log-probs + EOS, the word exactly as it was trained
+  on) and the best one is the prediction, so every prediction is a label, whatever the model would have
+  generated.
 - "generate": free greedy/beam generation (`generation` options), mapped back to a label: the label whose word
   equals the generated text (spaces ignored); otherwise the label whose word shares the most characters with it
   (Jaccard over character sets), ties going to the label most frequent in the training set.
@@ -34,7 +34,7 @@ from typing import Literal
 from mengzi.config import ConfigError, option
 from mengzi.textgen.config import GenerationOptions, TextGenTrainConfig
 
-from .prompts import LABEL_WORDS, example_fields, fill, label_words, resolve_templates, split_at_mask
+from .prompts import LABEL_WORDS, example_fields, fill, label_words, resolve_templates
 
 log = logging.getLogger("mengzi.clue")
 SENTINEL = "<extra_id_0>"
@@ -64,18 +64,17 @@ class Text2TextConfig:
     overwrite: bool = option(False, "start afresh in a run folder that already has results")
 
 
-def source_text(task: str, template: str, example: dict, family: str) -> str:
-    fields = example_fields(task, example)
-    return fill(template, fields, SENTINEL) if family == "t5" else split_at_mask(template, fields)[0]
+def source_text(task: str, template: str, example: dict) -> str:
+    return fill(template, example_fields(task, example), SENTINEL)
 
 
-def pairs(task: str, template: str, examples: list[dict], family: str):
+def pairs(task: str, template: str, examples: list[dict]):
     """A `datasets.Dataset` of {id, source, target} (train_textgen's pair schema)."""
     from datasets import Dataset
 
     words = label_words(task)
     return Dataset.from_dict({"id": [str(e["id"]) for e in examples],
-                              "source": [source_text(task, template, e, family) for e in examples],
+                              "source": [source_text(task, template, e) for e in examples],
                               "target": [words[e["label"]] if e["label"] >= 0 else "" for e in examples]})
 
 
@@ -102,6 +101,8 @@ def _family(model: str, from_scratch: bool) -> str:
     if from_scratch:
         return get_preset(model).family
     config_file = Path(model) / "config.json"
+    if not config_file.is_file() and (Path(model) / "model" / "config.json").is_file():  # a run folder
+        config_file = Path(model) / "model" / "config.json"
     if config_file.is_file():
         model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
         return {"t5": "t5", "gpt_neo": "gpt-neo"}.get(model_type, model_type)
@@ -128,8 +129,9 @@ def clue_text2text(cfg: Text2TextConfig) -> Path:
     if task.name not in LABEL_WORDS:
         raise ConfigError(f"{task.name} is not a classification task; text-to-text covers {', '.join(LABEL_WORDS)}")
     family = _family(cfg.model, cfg.from_scratch)
-    if family not in ("t5", "gpt-neo"):
-        raise ConfigError(f"model: {cfg.model} is a {family} model; text-to-text takes a T5 or GPT-Neo")
+    if family != "t5":
+        raise ConfigError(f"model: {cfg.model} is a {family} model; text-to-text takes a T5 (for GPT-Neo, score "
+                          f"label words with `mengzi clue prompt {task.name}`)")
     template = resolve_templates(task.name, [cfg.template])[0]
     out = Path(cfg.out or f"runs/clue-text2text/{task.name}")
     t = cfg.train
@@ -142,16 +144,17 @@ def clue_text2text(cfg: Text2TextConfig) -> Path:
     textgen = TextGenConfig(model=cfg.model, from_scratch=cfg.from_scratch, overrides=cfg.overrides, task="pairs", out=str(out / "train"),
                             train=t, generation=cfg.generation, resume=cfg.resume, overwrite=cfg.overwrite,
                             data=cfg.data)
-    result = train_textgen(textgen, splits={"train": pairs(task.name, template, train, family),
-                                            "dev": pairs(task.name, template, dev, family)})
+    result = train_textgen(textgen, splits={"train": pairs(task.name, template, train),
+                                            "dev": pairs(task.name, template, dev)})
 
-    model, tokenizer = load(out / "train" / "model", task="seq2seq-lm" if family == "t5" else "causal-lm")
+    model, tokenizer = load(out / "train" / "model", task="seq2seq-lm")
     words = label_words(task)
     preference = [label for label, _ in Counter(e["label"] for e in train).most_common()]
 
     def constrained(examples: list[dict]) -> list[int]:
-        sources = [source_text(task.name, template, e, family) for e in examples]
-        scores = score_continuations(model, tokenizer, sources, [words] * len(sources), t.eval_batch_size)
+        sources = [source_text(task.name, template, e) for e in examples]
+        scores = score_continuations(model, tokenizer, sources, [words] * len(sources), t.eval_batch_size,
+                                     max_length=t.max_source_len, keep_start=True)
         return [max(range(len(words)), key=row.__getitem__) for row in scores]
 
     generated = {row["id"]: row["prediction"] for row in result.predictions}
@@ -169,7 +172,7 @@ def clue_text2text(cfg: Text2TextConfig) -> Path:
     write_jsonl(out / "dev_predictions.jsonl", [
         {"id": e["id"], "label": task.labels[e["label"]], "generated": x, "predicted_generated": task.labels[g],
          "predicted_constrained": task.labels[s]} for e, x, g, s in zip(dev, texts, by_generation, by_score)])
-    written = _predict_tests(cfg, task, template, family, constrained, model, tokenizer, words, preference, out) \
+    written = _predict_tests(cfg, task, template, constrained, model, tokenizer, words, preference, out) \
         if cfg.predict_test else []
     metrics = {"task": task.name, "model": cfg.model, "template": template, "decode": cfg.decode,
                "train_examples": len(train), "textgen": result.metrics, "dev": dev_metrics, "predictions": written}
@@ -180,7 +183,7 @@ def clue_text2text(cfg: Text2TextConfig) -> Path:
     return out
 
 
-def _predict_tests(cfg, task, template, family, constrained, model, tokenizer, words, preference, out) -> list[str]:
+def _predict_tests(cfg, task, template, constrained, model, tokenizer, words, preference, out) -> list[str]:
     from mengzi.textgen.generate import generate
 
     from .prompts import load_examples
@@ -196,8 +199,9 @@ def _predict_tests(cfg, task, template, family, constrained, model, tokenizer, w
         if cfg.decode == "score":
             predicted = constrained(examples)
         else:
-            sources = [source_text(task.name, template, e, family) for e in examples]
-            texts = generate(model, tokenizer, sources, cfg.generation, batch_size=cfg.train.eval_batch_size)
+            sources = [source_text(task.name, template, e) for e in examples]
+            texts = generate(model, tokenizer, sources, cfg.generation, batch_size=cfg.train.eval_batch_size,
+                             max_source_len=cfg.train.max_source_len)
             predicted = [nearest_label(x, words, preference) for x in texts]
         dataset = to_dataset(task, examples)
         target = write_predictions(task.name, dataset, predicted, out / "predictions",

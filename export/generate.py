@@ -42,7 +42,7 @@ def _onnx_generate(cfg: GenerateConfig, texts: list[str], options) -> list[str]:
     from .predictor import Predictor
 
     if options.min_new_tokens:
-        raise ConfigError("--generation.min-new-tokens is not supported by the ONNX generator (PyTorch only)")
+        raise ConfigError("--min-new-tokens is not supported by the ONNX generator (PyTorch only)")
     predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads)
     if not predictor.head.generative:
         raise ConfigError(f"{cfg.model} is a {predictor.head.name} export; it does not generate text")

@@ -425,7 +425,9 @@ def serve(cfg: ServeConfig) -> None:
     print(f"mengzi serve: {cfg.model} at {url} (POST /predict, GET /info, GET /health); Ctrl-C stops", flush=True)
     # Both Ctrl-C and SIGTERM (docker stop, systemd, kill) stop cleanly. SIGINT gets an explicit handler because a
     # process started in the background by a non-interactive shell (`mengzi serve ... &`) inherits it as ignored.
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # Python delivers signals to the main thread only; serve() called from another thread leaves them alone.
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         server.serve_forever()
     except KeyboardInterrupt:

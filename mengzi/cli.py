@@ -338,6 +338,8 @@ def haic_bench(cfg):
     per = ", ".join(f"{k} {v['accuracy']:.3f}" for k, v in metrics["categories"].items())
     print(f"HAIC QA ({metrics['answerer']} answerer on {metrics['captions']} captions): overall "
           f"{metrics['overall']['accuracy']:.3f} (chance {metrics['chance']:.2f}); {per} -> {out}")
+    if metrics.get("direct_qa"):
+        print(f"HAIC QA, the video model choosing directly: overall {metrics['direct_qa']['overall']['accuracy']:.3f}")
     return out
 
 

@@ -12,6 +12,7 @@ YAML errors name the file, the line and the field.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import types
 import typing
@@ -37,7 +38,9 @@ def option(default: Any, help: str, **kwargs: Any) -> Any:
 
 
 def _copy(value: Any) -> Any:
-    return dataclasses.replace(value) if dataclasses.is_dataclass(value) else type(value)(value)
+    """A fresh default for every instance, nested lists and dicts included (a shallow copy would let one config's
+    edit of `model.lm_overrides` change every later default)."""
+    return copy.deepcopy(value)
 
 
 def _hints(cls: type) -> dict[str, Any]:

@@ -37,9 +37,8 @@ def test_nearest_label_maps_generations_back():
 def test_sources_and_targets():
     example = {"id": 7, "text": "花呗怎么还", "text_pair": "借呗怎么还", "label": 1}
     template = "“{text}”和“{text_pair}”的意思{mask}。"
-    assert source_text("afqmc", template, example, "t5") == "“花呗怎么还”和“借呗怎么还”的意思<extra_id_0>。"
-    assert source_text("afqmc", template, example, "gpt-neo") == "“花呗怎么还”和“借呗怎么还”的意思"
-    ds = pairs("afqmc", template, [example], "t5")
+    assert source_text("afqmc", template, example) == "“花呗怎么还”和“借呗怎么还”的意思<extra_id_0>。"
+    ds = pairs("afqmc", template, [example])
     assert ds.column_names == ["id", "source", "target"] and ds[0]["target"] == "相同" and ds[0]["id"] == "7"
 
 
@@ -72,3 +71,12 @@ def test_recipes_load_and_say_how_to_run_them(path):
     comment = text.split("\ntask:")[0]
     assert text.startswith("#") and f"mengzi clue text2text {cfg.task} --recipe {path.relative_to(REPO)}" in comment
     assert cfg.task in TASKS and cfg.decode in ("score", "generate")
+
+
+def test_text_to_text_is_for_t5(tmp_path):
+    """A causal LM would read only the template before the slot (for TNEWS: "这是一条", none of the title)."""
+    from mengzi.config import ConfigError
+
+    cfg = Text2TextConfig(task="tnews", model="mengzi-gpt-neo-tiny", from_scratch=True, out=str(tmp_path / "run"))
+    with pytest.raises(ConfigError, match="text-to-text takes a T5 .*mengzi clue prompt tnews"):
+        clue_text2text(cfg)

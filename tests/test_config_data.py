@@ -107,3 +107,21 @@ def test_sources_read_blank_line_documents_tsv_headers_and_bad_columns(tmp_path)
         assert "w.tsv:1: column 'body' is not in the header" in str(e)
     else:
         raise AssertionError("an unknown column name must fail")
+
+
+def test_nested_defaults_are_fresh_for_every_instance():
+    """An edit to one config's nested list or dict never reaches the next instance's default."""
+
+    @dataclass
+    class Inner:
+        overrides: dict = option({"hidden_size": 64}, "config overrides")
+        events: list = option(["红色方块", "蓝色圆形"], "event names")
+
+    @dataclass
+    class Outer:
+        model: Inner = option(Inner(), "the model")
+
+    first = Outer()
+    first.model.overrides["hidden_size"] = 8
+    first.model.events.append("绿色三角形")
+    assert Outer().model == Inner() == Inner(overrides={"hidden_size": 64}, events=["红色方块", "蓝色圆形"])

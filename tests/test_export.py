@@ -131,6 +131,11 @@ def test_numeric_tolerance_is_relative_to_the_logit_scale():
         enforce_tolerance({"max_abs_diff": 2e-4}, "fp32")
     with pytest.raises(ExportError, match=r"x logit scale 130"):
         enforce_tolerance({"max_abs_diff": 2e-2, "scale": 130.0}, "fp32")
+    # quantised graphs keep absolute bounds: their error is what the gate guards, whatever the logits' size
+    with pytest.raises(ExportError, match=r"int8 graph: .* = 2 > tolerance 1 x logit scale 1$"):
+        enforce_tolerance({"max_abs_diff": 2.0, "scale": 20.0}, "int8")
+    with pytest.raises(ExportError, match=r"fp16 graph"):
+        enforce_tolerance({"max_abs_diff": 0.2, "scale": 20.0}, "fp16")
 
 
 def test_dynamo_export_is_exact_but_does_not_fuse(models, tmp_path):

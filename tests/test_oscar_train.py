@@ -86,8 +86,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, data
 
     import mengzi.multimodal.oscar.train as train_module
 
-    no_dropout = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    common = dict(train_size=8, eval_size=2, steps=6, batch_size=4, save_every=2, overrides=no_dropout)
+    common = dict(train_size=8, eval_size=2, steps=6, batch_size=4, save_every=2)  # dropout on, as trained
     straight = oscar_train(OscarTrainConfig(out=str(tmp_path / "straight"), **common))
     real_checkpoint = train_module._checkpoint
 
@@ -129,3 +128,18 @@ def test_oscar_caption_reads_images_feature_files_and_fixtures(captioner, tmp_pa
     assert len((tmp_path / "captions.jsonl").read_text(encoding="utf-8").splitlines()) == 8
     with pytest.raises(ValueError, match="1 tag strings for 2"):
         oscar_caption(OscarCaptionConfig(model=cfg.model, images=cfg.images, features=cfg.features, tags=["dog"]))
+
+
+def test_decoding_never_emits_special_tokens(captioner):
+    """Even a model that prefers [PAD], [UNK], [CLS] and [MASK] above every word writes words: a generated [PAD]
+    would read as the padding after a finished caption."""
+    cfg, run = captioner
+    model, tokenizer = load(run / "model", task="captioning")
+    special = [tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.cls_token_id, tokenizer.mask_token_id]
+    with torch.no_grad():
+        model.cls.predictions.bias[special] += 100.0
+    scenes = attach_regions(synthetic_scenes(3, seed=7), "grid", "stats", 4, 50)
+    for beams in (1, 3):
+        captions = generate_captions(model, tokenizer, [s.tags for s in scenes], [s.regions.feats for s in scenes],
+                                     cfg.layout, beams=beams, max_tokens=6)
+        assert all(c and "[" not in c for c in captions), captions

@@ -203,7 +203,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, t5_tokenizer_dir, monk
         return TextGenConfig(model="mengzi-t5-tiny", from_scratch=True, tokenizer=str(t5_tokenizer_dir),
                              overrides=SMALL_T5, out=str(out), resume=resume,
                              train=TextGenTrainConfig(max_steps=6, batch_size=4, micro_batch_size=2, save_every=2,
-                                                      max_eval_examples=2, log_every=1),
+                                                      max_eval_examples=2, log_every=1, eval_at_start=True),
                              generation=GenerationOptions(max_new_tokens=4))
 
     splits = {"train": pairs, "dev": pairs}
@@ -229,6 +229,20 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, t5_tokenizer_dir, monk
     rows = [json.loads(line) for line in (tmp_path / "killed/metrics.jsonl").read_text().splitlines()]
     train_steps = [r["step"] for r in rows if r["split"] == "train"]
     assert train_steps == [1, 2, 3, 4, 5, 6]  # each step logged once across the kill
+    summaries = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("whole", "killed")]
+    assert summaries[1]["dev_at_start"] == summaries[0]["dev_at_start"]  # the resumed run reports it as well
+    assert summaries[1]["dev"] == summaries[0]["dev"]
+
+
+def test_corpus_without_held_out_text_stops_before_training(tmp_path):
+    from mengzi.textgen.data import corpus_documents
+
+    text = tmp_path / "tiny.txt"
+    text.write_text("话说天下大势，分久必合，合久必分。\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"eval_fraction must be in \(0, 1\)"):
+        corpus_documents([str(text)], 0.0)
+    with pytest.raises(ValueError, match=r"tiny.txt.*none of the 1 paragraphs fell in the held-out 1.0%"):
+        corpus_documents([str(text)], 0.01)
 
 
 def test_bad_user_files_name_file_line_and_field(tmp_path):

@@ -106,3 +106,22 @@ def test_bad_input_is_refused(data):
         score_label_words(model, tok, ["[MASK]"], ["好"], normalize="max")
     with pytest.raises(ValueError, match="continuations"):
         score_continuations(model, tok, ["a", "b"], [["x"]])
+
+
+def test_t5_keep_start_scores_the_source_as_fine_tuning_cut_it(data):
+    """keep_start: an over-long prompt loses its end (as text-to-text training truncates sources), not its start."""
+    from mengzi.models.load import init_model
+
+    model, tok = init_model("mengzi-t5-tiny", seed=1)
+    model.eval()  # the reference below runs the model directly: no dropout
+    prompt = "孟子预训练模型由澜舟科技发布，在中文理解评测上取得了很好的成绩。" * 3
+    cut = tok(prompt, truncation=True, max_length=12)["input_ids"]  # what encode_pairs feeds the encoder
+    kept = score_continuations(model, tok, [prompt], [["相同", "不同"]], max_length=12, keep_start=True)[0]
+    dropped = score_continuations(model, tok, [prompt], [["相同", "不同"]], max_length=12)[0]
+    source = tok.decode(cut[:-1])  # the same 11 pieces + </s> again when encoded
+    assert tok(source)["input_ids"] == cut
+    assert kept == pytest.approx([_reference_t5(model, tok, source, w, "sum") for w in ("相同", "不同")], abs=1e-4)
+    assert dropped != pytest.approx(kept, abs=1e-4)
+    with pytest.raises(ValueError, match="T5"):
+        gpt, gtok = init_model("mengzi-gpt-neo-tiny", seed=1)
+        score_continuations(gpt, gtok, ["提示"], [["词"]], keep_start=True)

@@ -99,3 +99,9 @@ def test_video_train_writes_a_run_and_resumes_it(data, tmp_path):
     assert model.config.chunk_frames == cfg.model.chunk_frames
     with pytest.raises(ValueError, match="stages"):
         video_train(VideoTrainConfig(out=str(tmp_path / "bad"), stages={"lm-only": 3}))
+    # checkpoint_every 0: no checkpoints; the finished run is then not silently trained again from scratch
+    once = VideoTrainConfig(out=str(tmp_path / "once"), data=TemporalOrderConfig(train_pairs=8, eval_pairs=4),
+                            stages={"all": 1}, batch_size=4, eval_every=0, checkpoint_every=0)
+    assert not (video_train(once) / "checkpoint").exists()
+    with pytest.raises(FileExistsError, match="finished run with no checkpoint"):
+        video_train(once)

@@ -61,7 +61,8 @@ class TextGenTrainConfig:
 class TextGenData:
     csl_dir: str = option("data:clue/csl", "csl-keywords: folder with the CLUE CSL train.json / dev.json")
     prefix: str = option("关键词：", "text put before every source (a task prompt); '' for none")
-    separator: str = option("；", "csl-keywords: what joins the keywords of a target (and splits predictions)")
+    separator: str = option("；", "csl-keywords: what joins the keywords of a target: one of ；;，, (the "
+                                 "separators keyword F1 splits on)")
     corpus: list[str] = option(["data:corpus/classics/*.txt"], "corpus: text files, folders or globs "
                                "(one paragraph a line; blank lines are skipped)")
     eval_fraction: float = option(0.02, "corpus: share of paragraphs held out for perplexity (chosen by a hash "

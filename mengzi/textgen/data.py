@@ -35,7 +35,11 @@ def _pairs_dataset(rows: list[dict]):
 def csl_keywords(spec: TextGenData, split: str, data: str | os.PathLike | None = None, limit: int = 0):
     """CSL `split` ("train" or "dev") as source/target pairs (label-"1" rows only), the first `limit` if set."""
     from ..data import resolve
+    from .metrics import KEYWORD_SEPARATORS
 
+    if spec.separator not in KEYWORD_SEPARATORS:  # keyword F1 splits predictions and references on these
+        raise ValueError(f"dataset.separator {spec.separator!r}: keyword F1 splits on {list(KEYWORD_SEPARATORS)}; "
+                         "use one of them")
     path = Path(resolve(spec.csl_dir, data)) / f"{split}.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no CSL {split} file (CLUE csl_public.zip unpacked into {path.parent})")
@@ -54,7 +58,9 @@ def csl_keywords(spec: TextGenData, split: str, data: str | os.PathLike | None =
             if limit and len(keywords) >= limit:
                 continue
             keywords[abstract], ids[abstract] = [], str(row.get("id", number))
-        keywords[abstract] += [w.strip() for w in words if w.strip() and w.strip() not in keywords[abstract]]
+        for word in (w.strip() for w in words):
+            if word and word not in keywords[abstract]:  # once, even when a row repeats it
+                keywords[abstract].append(word)
     rows = [{"id": ids[a], "source": spec.prefix + a, "target": spec.separator.join(k)} for a, k in keywords.items()]
     return _pairs_dataset(rows)
 
@@ -64,10 +70,12 @@ def user_pairs(spec: TextGenData, path: str | os.PathLike, limit: int = 0):
     path = Path(path)
     rows = []
     for index, (number, row) in enumerate(read_rows(path, spec.format)):
-        example = {"id": str(row.get(spec.id, index)) if spec.id else str(index)}
+        if spec.id and spec.id not in row:
+            raise DataError(f"{path}:{number}: field {spec.id!r} (dataset.id) is missing (fields: {sorted(row)})")
+        example = {"id": str(row[spec.id]) if spec.id else str(index)}
         for name, column in (("source", spec.source), ("target", spec.target)):
             value = row.get(column)
-            if value is None:
+            if column not in row:
                 raise DataError(f"{path}:{number}: field {column!r} is missing (fields: {sorted(row)})")
             if not isinstance(value, str) or not value.strip():
                 raise DataError(f"{path}:{number}: field {column!r}: expected non-empty text, got {value!r:.40}")
@@ -94,8 +102,9 @@ def corpus_documents(paths: list[str], eval_fraction: float, data: str | os.Path
     from ..data import resolve
     from ..textfiles import ReadStats, Source, expand, iter_file
 
-    if not 0 <= eval_fraction < 1:
-        raise ValueError(f"dataset.eval_fraction must be in [0, 1), got {eval_fraction}")
+    if not 0 < eval_fraction < 1:
+        raise ValueError(f"dataset.eval_fraction must be in (0, 1) (held-out perplexity needs held-out text), "
+                         f"got {eval_fraction}")
     out: dict[str, list[str]] = {"train": [], "dev": []}
     files = expand([resolve(p, data) for p in paths])
     if not files:
@@ -108,6 +117,9 @@ def corpus_documents(paths: list[str], eval_fraction: float, data: str | os.Path
         out["train"] = out["train"][:limit]
     if not out["train"]:
         raise ValueError(f"{paths}: no training text")
+    if not out["dev"]:
+        raise ValueError(f"{[str(f) for f in files]}: none of the {len(out['train'])} paragraphs fell in the held-out "
+                         f"{eval_fraction:.1%}; raise dataset.eval_fraction or add text")
     return out
 
 

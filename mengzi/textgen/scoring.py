@@ -94,14 +94,20 @@ def _mask(rows: list[list[int]]) -> torch.Tensor:
     return torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long)
 
 
-def _score_seq2seq(model, tokenizer, prompts, continuations, batch_size, normalize, max_length):
+def _seq2seq_source(tokenizer, prompt: str, max_length: int, keep_start: bool) -> list[int]:
+    if keep_start:  # exactly as fine-tuning encodes its sources (the end cut, </s> kept)
+        return tokenizer(prompt, truncation=True, max_length=max_length)["input_ids"]
+    return _ids(tokenizer, prompt, special=True)[-max_length:]
+
+
+def _score_seq2seq(model, tokenizer, prompts, continuations, batch_size, normalize, max_length, keep_start=False):
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     device = model.device
     scores: list[list[float]] = []
     encoder = model.get_encoder()
     for start in range(0, len(prompts), batch_size):
         chunk = range(start, min(start + batch_size, len(prompts)))
-        sources = [_ids(tokenizer, prompts[i], special=True)[-max_length:] for i in chunk]
+        sources = [_seq2seq_source(tokenizer, prompts[i], max_length, keep_start) for i in chunk]
         ids, mask = _pad(sources, pad).to(device), _mask(sources).to(device)
         states = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
         pairs = [(row, _ids(tokenizer, c, special=True)) for row, i in enumerate(chunk) for c in continuations[i]]
@@ -147,15 +153,21 @@ def _score_causal(model, tokenizer, prompts, continuations, batch_size, normaliz
 
 
 def score_continuations(model, tokenizer, prompts: Sequence[str], continuations: Sequence[Sequence[str]],
-                        batch_size: int = 16, normalize: Normalize = "sum", max_length: int = 512) -> list[list[float]]:
-    """scores[i][j] = log p(continuations[i][j] | prompts[i]) under a T5 or GPT-Neo (see the module doc)."""
+                        batch_size: int = 16, normalize: Normalize = "sum", max_length: int = 512,
+                        keep_start: bool = False) -> list[list[float]]:
+    """scores[i][j] = log p(continuations[i][j] | prompts[i]) under a T5 or GPT-Neo (see the module doc).
+    `keep_start` (T5 only): cut an over-long prompt's end instead of its start, as text-to-text fine-tuning cuts
+    its sources, so a fine-tuned model is scored on the inputs it was trained on."""
     _check(prompts, continuations)
     if normalize not in ("sum", "mean"):
         raise ValueError(f"normalize must be 'sum' or 'mean', got {normalize!r}")
-    score = _score_seq2seq if is_encoder_decoder(model) else _score_causal
+    args = (model, tokenizer, list(prompts), [list(c) for c in continuations], batch_size, normalize, max_length)
     with _inference(model):
-        return score(model, tokenizer, list(prompts), [list(c) for c in continuations], batch_size, normalize,
-                     max_length)
+        if is_encoder_decoder(model):
+            return _score_seq2seq(*args, keep_start=keep_start)
+        if keep_start:
+            raise ValueError("keep_start applies to T5 (seq2seq) scoring only")
+        return _score_causal(*args)
 
 
 def cloze_ids(tokenizer, text: str, n_masks: int, slot: str = "[MASK]", max_length: int = 512) -> tuple[list[int], int]:

@@ -253,7 +253,8 @@ def _train(cfg: TextGenConfig, accelerator, out: Path, splits) -> TextGenResult:
         model.train()
         return metrics, rows
 
-    start_metrics = evaluate_and_log()[0] if t.eval_at_start and state["step"] == 0 else None
+    if t.eval_at_start and state["step"] == 0:  # kept in the checkpointed state: a resumed run reports it too
+        state["dev_at_start"] = evaluate_and_log()[0]
     bar = tqdm(total=total, initial=state["step"], desc=f"textgen {cfg.task}", unit="step", mininterval=2)
     accumulation = t.batch_size // t.micro_batch_size
     model.train()
@@ -288,14 +289,14 @@ def _train(cfg: TextGenConfig, accelerator, out: Path, splits) -> TextGenResult:
         if t.save_every and state["step"] % t.save_every == 0 and state["step"] < total:
             save_checkpoint(accelerator, out / "checkpoints", state, t.keep_last)
     bar.close()
+    save_pretrained(inner, tokenizer, out / "model", overwrite=True)  # first: a failing evaluation loses no training
     metrics, predictions = evaluate_and_log(final=True)
-    save_pretrained(inner, tokenizer, out / "model", overwrite=True)
     if predictions:
         textdata.write_jsonl(out / "predictions.jsonl", predictions)
     summary = {"task": cfg.task, "model": cfg.model, "steps": state["step"],
                "train_seconds": round(state["train_seconds"], 1), "dev": metrics}
-    if start_metrics is not None:
-        summary["dev_at_start"] = start_metrics
+    if "dev_at_start" in state:
+        summary["dev_at_start"] = state["dev_at_start"]
     atomic.write_text(out / "metrics.json", json.dumps(summary, ensure_ascii=False, indent=1))
     accelerator.end_training()
     log.info("done: %d steps; dev %s; model -> %s", state["step"], metrics, out / "model")

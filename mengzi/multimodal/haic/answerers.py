@@ -70,19 +70,13 @@ def get_answerer(name: str, seed: int = 0, **kwargs: object) -> Answerer:
     return ANSWERERS[name](seed=seed, **kwargs)
 
 
-def causal_lm_scorer(model, tokenizer) -> Scorer:
-    """Total log-probability of each option's tokens after "caption question" under a causal LM (torch)."""
-    import torch
+def causal_lm_scorer(model, tokenizer, normalize: str = "mean") -> Scorer:
+    """Each option's log-probability after "caption question" under a T5 or causal LM (torch), through the same
+    scorer CLUE prompting uses. "mean" (per token) by default: HAIC options differ in length, and a total would
+    favour the short ones."""
+    from ...textgen.scoring import score_continuations
 
     def score(context: str, question: str, options: list[str]) -> list[float]:
-        prefix = tokenizer(context + question, add_special_tokens=False)["input_ids"]
-        out = []
-        for option in options:
-            ids = tokenizer(option, add_special_tokens=False)["input_ids"]
-            tokens = torch.tensor([prefix + ids])
-            with torch.no_grad():
-                logits = model(input_ids=tokens).logits[0, len(prefix) - 1:-1].log_softmax(-1)
-            out.append(float(logits.gather(1, torch.tensor(ids)[:, None]).sum()))
-        return out
+        return score_continuations(model, tokenizer, [context + question], [options], normalize=normalize)[0]
 
     return score

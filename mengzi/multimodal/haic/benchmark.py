@@ -23,12 +23,20 @@ from ... import atomic
 from ...config import option, save_yaml
 from ...textfiles import json_objects
 from .answerers import get_answerer
-from .qa import CATEGORIES, Question, candidates, evaluate, make_question
+from .qa import CATEGORIES, NUM_OPTIONS, Question, candidates, evaluate, make_question
 from .render import render
 from .schema import Caption, SchemaError
 from .synthetic import SyntheticConfig, random_caption
 
-CAPTION_PROMPT = "描述视频中的人物和他们的动作。"  # what a video model is asked (and trained) to caption with
+# what a video model is asked (and trained) to caption with, per language
+CAPTION_PROMPTS = {"zh": "描述视频中的人物和他们的动作。", "en": "Describe the people in the video and what they do."}
+CAPTION_PROMPT = CAPTION_PROMPTS["zh"]
+
+
+def clean_generated(text: str, lang: str) -> str:
+    """A generated caption as the parser reads it: the tokenizer's spaces between Chinese characters dropped
+    (English keeps its spaces)."""
+    return text.replace(" ", "") if lang == "zh" else " ".join(text.split())
 
 
 class BenchmarkError(ValueError):
@@ -48,6 +56,9 @@ class BenchmarkSizes:
         if unknown:
             raise ValueError(f"category_share: unknown categories {sorted(unknown)}; categories are {list(CATEGORIES)}")
         weights = {c: float(self.category_share.get(c, 0 if self.category_share else 1)) for c in CATEGORIES}
+        negative = sorted(c for c, w in weights.items() if w < 0)
+        if negative:
+            raise ValueError(f"category_share: weights must be >= 0, got {({c: weights[c] for c in negative})}")
         total = sum(weights.values())
         if total <= 0 or self.qa < 0 or self.captions < 1:
             raise ValueError(f"benchmark sizes need captions >= 1, qa >= 0 and a positive share (got {self})")
@@ -133,11 +144,13 @@ def load_benchmark(folder: str | Path) -> Benchmark:
     for n, row in _rows(path):
         where = f"{path}:{n}"
         cid = _need(row, "id", str, where)
+        if cid in captions:
+            raise BenchmarkError(f"{where}: field 'id': {cid!r} repeats an earlier caption")
         try:
             captions[cid] = Caption.from_dict(_need(row, "caption", dict, where), where=f"{where}: field 'caption'")
         except SchemaError as e:
             raise BenchmarkError(str(e)) from None
-    questions = []
+    questions, seen = [], set()
     path = folder / "qa.jsonl"
     for n, row in _rows(path):
         where = f"{path}:{n}"
@@ -148,8 +161,16 @@ def load_benchmark(folder: str | Path) -> Benchmark:
             raise BenchmarkError(f"{where}: field 'clip_id': {values['clip_id']!r} is not in captions.jsonl")
         if values["category"] not in CATEGORIES:
             raise BenchmarkError(f"{where}: field 'category': {values['category']!r} is not one of {list(CATEGORIES)}")
-        if not 0 <= values["answer"] < len(values["options"]):
+        options = values["options"]
+        if len(options) != NUM_OPTIONS or not all(isinstance(o, str) for o in options) or len(set(options)) != len(options):
+            raise BenchmarkError(f"{where}: field 'options': expected {NUM_OPTIONS} distinct strings, got {options!r:.80}")
+        if not 0 <= values["answer"] < len(options):
             raise BenchmarkError(f"{where}: field 'answer': {values['answer']} is not an option index")
+        if values["lang"] not in ("zh", "en"):
+            raise BenchmarkError(f"{where}: field 'lang': {values['lang']!r} is not 'zh' or 'en'")
+        if values["id"] in seen:
+            raise BenchmarkError(f"{where}: field 'id': {values['id']!r} repeats an earlier question")
+        seen.add(values["id"])
         questions.append(Question(**values))
     synthetic = load_yaml(SyntheticConfig, folder / "synthetic.yaml") if (folder / "synthetic.yaml").exists() \
         else SyntheticConfig()
@@ -172,7 +193,8 @@ class HaicConfig:
     overwrite: bool = option(False, "replace an existing run folder")
 
 
-def video_model_answers(folder: str, bench: Benchmark, max_new_tokens: int = 96) -> tuple[dict[str, str], list[int]]:
+def video_model_answers(folder: str, bench: Benchmark, lang: str = "zh",
+                        max_new_tokens: int = 96) -> tuple[dict[str, str], list[int]]:
     """A saved video model's captions of every clip and its direct choice for every question (torch)."""
     from ..video.model import MavorsVideoLM
     from .synthetic import render_clip
@@ -180,8 +202,8 @@ def video_model_answers(folder: str, bench: Benchmark, max_new_tokens: int = 96)
     model = MavorsVideoLM.load(folder).eval()
     drawn = {cid: render_clip(c, bench.synthetic) for cid, c in bench.captions.items()}
     clips = {cid: model.clip_video(d.frames, d.timestamps) for cid, d in drawn.items()}
-    texts = {cid: model.generate([clip], [CAPTION_PROMPT], max_new_tokens=max_new_tokens)[0].replace(" ", "")
-             for cid, clip in clips.items()}
+    texts = {cid: clean_generated(model.generate([clip], [CAPTION_PROMPTS[lang]], max_new_tokens=max_new_tokens)[0],
+                                  lang) for cid, clip in clips.items()}
     choices = []
     for q in bench.questions:
         scores = model.score([clips[q.clip_id]], [q.text], [q.options])[0]
@@ -214,7 +236,7 @@ def haic_bench(cfg: HaicConfig) -> Path:
         save_benchmark(bench, tmp / "benchmark")
         direct = None
         if cfg.model:
-            texts, direct = video_model_answers(cfg.model, bench)
+            texts, direct = video_model_answers(cfg.model, bench, cfg.lang)
             atomic.write_text(tmp / "captions.jsonl", "".join(json.dumps({"clip_id": c, "caption": t}, ensure_ascii=False)
                                                               + "\n" for c, t in texts.items()))
         else:

@@ -24,7 +24,7 @@ CHANCE = 1 / NUM_OPTIONS
 # question templates per kind: {x}/{y} people, {e} an event, {v} an action, {c} a colour
 QUESTIONS = {
     "en": {"partner.handshake": "Who does {x} shake hands with?", "partner.pass": "Who does {x} hand something to?",
-           "interaction": "What does {x} do with {y}?", "direction": "Which way does {x} walk?",
+           "interaction": "What happens between {x} and {y}?", "direction": "Which way does {x} walk?",
            "object": "What does {x} hand to {y}?", "which_action": "Which of these does {x} do?",
            "after": "What happens right after {e}?", "before": "What happens right before {e}?",
            "first": "What happens first?", "last": "What happens last?",
@@ -145,11 +145,17 @@ def resolve(caption: Caption, query: dict[str, Any], lang: str) -> str | None:
         return None
     mine = [e for e in caption.events if e.actor == x.id]
     if kind == "partner":
+        # a handshake goes both ways: whoever started it, both people shook hands with each other
         targets = {e.target for e in mine if e.action == query["action"]}
+        if query["action"] == "handshake":
+            targets |= {e.actor for e in caption.events if e.action == "handshake" and e.target == x.id}
         return describe(caption.person(targets.pop()), lang) if len(targets) == 1 else None
     if kind in ("interaction", "object"):
         y = find(caption, query["y"])
-        between = [e for e in mine if y is not None and e.target == y.id and (kind == "interaction" or e.action == "pass")]
+        if kind == "interaction":  # "between x and y" names no direction: events either way count
+            between = [e for e in caption.events if y is not None and {e.actor, e.target} == {x.id, y.id}]
+        else:
+            between = [e for e in mine if y is not None and e.target == y.id and e.action == "pass"]
         labels = {INTERACTION_LABELS[lang][e.object or e.action] if kind == "interaction" else OBJECT_WORDS[lang][e.object]
                   for e in between}
         return labels.pop() if len(labels) == 1 else None

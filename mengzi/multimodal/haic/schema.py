@@ -10,6 +10,7 @@ four. Plain data: no torch, no numpy.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,9 @@ class Caption:
         """Build (and validate) from `to_dict`'s shape; errors say which field of which person/event."""
         if not isinstance(data, dict) or set(data) - {"people", "events"} or "people" not in data:
             raise SchemaError(f"{where}: expected a mapping with 'people' and 'events'")
+        for name in ("people", "events"):
+            if not isinstance(data.get(name, []), list):
+                raise SchemaError(f"{where}.{name}: expected a list, got {type(data[name]).__name__}")
         people, events = [], []
         for i, p in enumerate(data["people"]):
             people.append(_build(Person, p, f"{where}.people[{i}]", tuple_fields=("accessories",)))
@@ -97,21 +101,33 @@ def _build(cls: type, data: Any, where: str, tuple_fields: tuple[str, ...] = ())
     unknown = sorted(set(data) - names)
     if unknown:
         raise SchemaError(f"{where}: unknown field(s) {unknown}; {cls.__name__} has {sorted(names)}")
-    values = {k: tuple(v) if k in tuple_fields and isinstance(v, list) else v for k, v in data.items()}
+    for name in tuple_fields:
+        if name in data and not isinstance(data[name], list):
+            raise SchemaError(f"{where}.{name}: expected a list, got {data[name]!r}")
+    values = {k: tuple(v) if k in tuple_fields else v for k, v in data.items()}
     try:
         return cls(**values)
     except TypeError as e:
         raise SchemaError(f"{where}: {e}") from None
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not person 1
+
+
+def _is_time(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+
+
 def validate(caption: Caption, where: str = "caption") -> Caption:
     """Raise `SchemaError` unless every person is well formed, every event names declared people and the
-    fields its action needs (and no others), and events are strictly increasing in time."""
+    fields its action needs (and no others), and events are strictly increasing in time. Whatever passes renders
+    and parses back to itself (times are finite seconds >= 0, and an end needs a start)."""
     if not caption.people:
         raise SchemaError(f"{where}: a caption declares at least one person")
     for i, p in enumerate(caption.people):
         at = f"{where}: person {i + 1}"
-        if p.id != i + 1:
+        if not _is_int(p.id) or p.id != i + 1:
             raise SchemaError(f"{at}: id must be {i + 1} (people are numbered 1.. in order of declaration), got {p.id}")
         for name, value, allowed in (("gender", p.gender, GENDERS), ("age", p.age, AGES), ("shirt", p.shirt, COLOURS)):
             if value not in allowed:
@@ -132,7 +148,7 @@ def validate(caption: Caption, where: str = "caption") -> Caption:
             raise SchemaError(f"{at}: unknown action; actions are {list(ACTIONS)}")
         for role in ("actor", "target"):
             pid = getattr(e, role)
-            if (pid is not None or role == "actor") and pid not in declared:
+            if (pid is not None or role == "actor") and (not _is_int(pid) or pid not in declared):
                 raise SchemaError(f"{at}: {role} person {pid} is not declared (declared: {declared})")
         needs = ACTIONS[e.action]
         for name in ("target", "object", "count"):
@@ -143,8 +159,13 @@ def validate(caption: Caption, where: str = "caption") -> Caption:
             raise SchemaError(f"{at}: person {e.actor} cannot interact with themself")
         if e.object is not None and e.object not in OBJECTS:
             raise SchemaError(f"{at}: object {e.object!r} is not one of {list(OBJECTS)}")
-        if e.count is not None and not (isinstance(e.count, int) and 1 <= e.count <= MAX_COUNT):
+        if e.count is not None and not (_is_int(e.count) and 1 <= e.count <= MAX_COUNT):
             raise SchemaError(f"{at}: count must be an integer in 1..{MAX_COUNT}, got {e.count!r}")
+        for name in ("start", "end"):
+            if getattr(e, name) is not None and not _is_time(getattr(e, name)):
+                raise SchemaError(f"{at}: {name} must be a finite number of seconds >= 0, got {getattr(e, name)!r}")
+        if e.start is None and e.end is not None:
+            raise SchemaError(f"{at}: end {e.end} is given without a start")
         if e.start is not None:
             if e.end is None or not e.end >= e.start:
                 raise SchemaError(f"{at}: end {e.end} must be given and not before start {e.start}")

@@ -11,9 +11,9 @@ from mengzi.config import option
 
 @dataclass(frozen=True)
 class Layout:
-    caption_tokens: int = 20  # caption word pieces, [CLS]/[SEP] excluded
-    tag_tokens: int = 10  # tag word pieces, the closing [SEP] excluded
-    max_regions: int = 50
+    caption_tokens: int = option(20, "caption word pieces, [CLS]/[SEP] excluded")
+    tag_tokens: int = option(10, "tag word pieces, the closing [SEP] excluded")
+    max_regions: int = option(50, "region features at most (Oscar: 50 of 2054 dims)")
 
     @property
     def caption_len(self) -> int:

@@ -3,7 +3,8 @@
 Under the captioning mask the [MASK] sees the caption prefix, the tags and the regions, never later positions,
 so each step is one encoder pass with the prefix + [MASK]. Greedy keeps the best token; beam search keeps the
 `beams` best prefixes by summed log-probability and picks the final one by score / length**length_penalty.
-A caption ends at [SEP] or after `max_tokens` pieces.
+A caption ends at [SEP] or after `max_tokens` pieces; the other special tokens ([PAD], [CLS], [MASK], [UNK]) are
+never generated (a [PAD] would look like the padding after a finished caption).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def generate_captions(model, tokenizer, tags: list[list[str]], regions: list[np.
     context = encode(tokenizer, [[tokenizer.cls_token_id]] * len(rows), [tags_ids[i] for i in rows],
                      [regions[i] for i in rows], layout)
     sep, pad, mask = tokenizer.sep_token_id, tokenizer.pad_token_id, tokenizer.mask_token_id
+    never = [t for t in (pad, tokenizer.cls_token_id, mask, tokenizer.unk_token_id) if t is not None]
     prefixes = torch.full((len(rows), 0), pad, dtype=torch.long)
     scores = torch.zeros(batch, beams)
     scores[:, 1:] = -float("inf")  # all beams start identical: expand only the first
@@ -42,6 +44,7 @@ def generate_captions(model, tokenizer, tags: list[list[str]], regions: list[np.
         logits = model(**{**context, "input_ids": ids, "attention_mask": attention},
                        predict_positions=torch.full((len(rows),), position))["logits"]
         logp = torch.log_softmax(logits.float(), dim=-1)
+        logp[:, never] = -float("inf")
         if step == max_tokens:  # out of room: only [SEP] may follow
             forced = torch.full_like(logp, -float("inf"))
             forced[:, sep] = logp[:, sep]

@@ -133,12 +133,19 @@ def oscar_train(cfg: OscarTrainConfig) -> Path:
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warm, max(0.0, (cfg.steps - s) / max(1, cfg.steps - warm))))
     metrics_log = MetricsLog(out / "metrics.jsonl")
-    start = _restore(out / "checkpoint", model, optimizer, schedule, metrics_log) if cfg.resume else 0
+    if not cfg.resume and (out / "checkpoint").exists():
+        import shutil
+
+        shutil.rmtree(out / "checkpoint")  # a fresh start: a later resume must not pick up a stale checkpoint
+    start = _restore(out / "checkpoint", model, optimizer, schedule, metrics_log)
+    if start == 0:
+        metrics_log.truncate(-1)  # rows of an earlier run in this folder would repeat step numbers
     model.train()
     progress = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"oscar {cfg.task}")
     running = []
     for step in progress:
         rng = np.random.default_rng([cfg.seed, step])  # per-step stream: a resumed run draws the same batches
+        torch.manual_seed(cfg.seed * 1_000_003 + step)  # ... and the same dropout masks
         chosen = [train[i] for i in rng.integers(len(train), size=cfg.batch_size)]
         batch = (captioning_batch(chosen, tokenizer, cfg, rng) if cfg.task == "captioning"
                  else retrieval_batch(chosen, train, tokenizer, cfg, rng))

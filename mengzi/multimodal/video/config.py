@@ -67,6 +67,6 @@ class VideoTrainConfig:
     lr: float = option(3e-3, "AdamW learning rate (constant after a 10-step warm-up)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     eval_every: int = option(100, "steps between held-out evaluations (0: only at the end)")
-    checkpoint_every: int = option(100, "steps between checkpoints")
+    checkpoint_every: int = option(100, "steps between checkpoints a killed run resumes from (0: none)")
     threads: int = option(1, "torch CPU threads")
     overwrite: bool = option(False, "start over in an existing run folder instead of resuming it")

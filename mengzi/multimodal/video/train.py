@@ -98,6 +98,9 @@ def video_train(cfg: VideoTrainConfig) -> Path:
         import shutil
 
         shutil.rmtree(out)
+    if (out / "model").exists() and not (checkpoint / "position.json").is_file():
+        raise FileExistsError(f"{out} holds a finished run with no checkpoint to resume from; set overwrite: true "
+                              "(--overwrite) to train it again, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, out / "config.yaml", "mengzi video train: the config this run used")
     mc = cfg.model
@@ -135,7 +138,7 @@ def video_train(cfg: VideoTrainConfig) -> Path:
             if cfg.eval_every and global_step % cfg.eval_every == 0:
                 metrics.write({"split": "eval", "step": global_step,
                                "temporal_order_acc": temporal_order_accuracy(model, held_out)})
-            if global_step % cfg.checkpoint_every == 0:
+            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
                 _save_checkpoint(checkpoint, model, optimizer, position)
         position = {"stage": stage_index + 1, "step": 0, "global_step": position["global_step"]}
     accuracy = temporal_order_accuracy(model, held_out)
