@@ -145,7 +145,6 @@ def oscar_train(cfg: OscarTrainConfig) -> Path:
     running = []
     for step in progress:
         rng = np.random.default_rng([cfg.seed, step])  # per-step stream: a resumed run draws the same batches
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # ... and the same dropout masks
         chosen = [train[i] for i in rng.integers(len(train), size=cfg.batch_size)]
         batch = (captioning_batch(chosen, tokenizer, cfg, rng) if cfg.task == "captioning"
                  else retrieval_batch(chosen, train, tokenizer, cfg, rng))
@@ -184,7 +183,9 @@ def _checkpoint(folder: Path, model, optimizer, schedule, step: int) -> None:
 
     with atomic.folder(folder, overwrite=True) as tmp:
         save_model(model, str(tmp / "model.safetensors"))  # handles the tied MLM decoder
-        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict()}, tmp / "optimizer.pt")
+        # the torch RNG too: a resumed run draws the dropout masks an uninterrupted one would
+        torch.save({"optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                    "torch_rng": torch.get_rng_state()}, tmp / "optimizer.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step}))
 
 
@@ -198,6 +199,8 @@ def _restore(folder: Path, model, optimizer, schedule, metrics_log) -> int:
     state = torch.load(folder / "optimizer.pt", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
+    if "torch_rng" in state:  # checkpoints written before it was saved resume with a fresh stream
+        torch.set_rng_state(state["torch_rng"])
     step = json.loads((folder / "state.json").read_text())["step"]
     metrics_log.truncate(step)
     log.info("resuming from %s at step %d", folder, step)
