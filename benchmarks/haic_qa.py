@@ -24,7 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mengzi.multimodal.haic.benchmark import CAPTION_PROMPT, clean_generated  # noqa: E402  (after sys.path)
+from mengzi.multimodal.haic.benchmark import (  # noqa: E402  (after the sys.path line)
+    CAPTION_PROMPT,
+    model_captions,
+    model_choices,
+    video_clips,
+)
 
 
 def build(args):
@@ -36,19 +41,6 @@ def build(args):
                            lang="zh", synthetic=synthetic)
     test = make_benchmark(BenchmarkSizes(args.test_clips, args.test_qa), seed=2, lang="zh", synthetic=synthetic)
     return train, test
-
-
-def clips_of(model, bench, blank: bool = False):
-    import numpy as np
-
-    from mengzi.multimodal.haic.synthetic import render_clip
-
-    out = {}
-    for cid, caption in bench.captions.items():
-        clip = render_clip(caption, bench.synthetic)
-        frames = np.zeros_like(clip.frames) if blank else clip.frames
-        out[cid] = model.clip_video(frames, clip.timestamps)
-    return out
 
 
 def train(model, bench, clips, steps: int, batch_size: int, lr: float, seed: int, caption_share: float) -> list[float]:
@@ -79,23 +71,6 @@ def train(model, bench, clips, steps: int, batch_size: int, lr: float, seed: int
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
     model.eval()
     return losses
-
-
-def direct_qa(model, bench, clips, batch: int = 8) -> tuple[list[int], list[list[float]]]:
-    choices, all_scores = [], []
-    for i in range(0, len(bench.questions), batch):
-        qs = bench.questions[i:i + batch]
-        scores = model.score([clips[q.clip_id] for q in qs], [q.text for q in qs], [q.options for q in qs])
-        choices += [max(range(len(s)), key=s.__getitem__) for s in scores]
-        all_scores += scores
-    return choices, all_scores
-
-
-def captions_by_model(model, bench, clips, max_new_tokens: int) -> dict[str, str]:
-    from tqdm.auto import tqdm
-
-    return {cid: clean_generated(model.generate([clips[cid]], [CAPTION_PROMPT], max_new_tokens=max_new_tokens)[0], "zh")
-            for cid in tqdm(bench.captions, desc="caption", mininterval=5)}
 
 
 def table(rows: dict[str, dict]) -> list[str]:
@@ -150,7 +125,7 @@ def main() -> None:
         "hidden_size": 64, "num_heads": 4, "max_position_embeddings": 512, "window_size": 64}, seed=args.seed,
         fps=args.fps)
     model = MavorsVideoLM(config)
-    train_clips = clips_of(model, train_bench)
+    train_clips = video_clips(model, train_bench)
     losses = train(model, train_bench, train_clips, args.steps, args.batch_size, args.lr, args.seed,
                    args.caption_share)
     if args.save_model:
@@ -159,10 +134,10 @@ def main() -> None:
     random_pick = get_answerer("random", seed=args.seed)
     rows["chance (random answerer)"] = evaluate(test.questions, [random_pick("", q) for q in test.questions])
     for video in ("video", "blank"):
-        clips = clips_of(model, test, blank=video == "blank")
-        choices, scores[video] = direct_qa(model, test, clips)
+        clips = video_clips(model, test, blank=video == "blank")
+        choices, scores[video] = model_choices(model, clips, test.questions)
         rows[f"direct QA, {video}"] = evaluate(test.questions, choices)
-        texts = captions_by_model(model, test, clips, args.max_new_tokens)
+        texts = model_captions(model, clips, "zh", args.max_new_tokens)
         schema = get_answerer("schema", seed=args.seed)
         rows[f"caption-only (schema), {video}"] = evaluate(test.questions, [schema(texts[q.clip_id], q)
                                                                              for q in test.questions])

@@ -176,14 +176,20 @@ class PromptConfig:
     overwrite: bool = option(False, "replace an existing run folder")
 
 
+def data_root(cfg) -> Path:
+    """The CLUE root folder of a config with `data_dir` (a path or data:REL) and `data`."""
+    from mengzi.data import resolve
+
+    return resolve(cfg.data_dir, cfg.data or None)
+
+
 def load_examples(cfg, task, split: str, limit: int = 0) -> list[dict]:
     from mengzi.data import resolve
 
     from .tasks import load_task
 
-    root = resolve(cfg.data_dir, cfg.data or None) if cfg.data_dir.startswith("data:") else Path(cfg.data_dir)
     files = {k: str(resolve(v, cfg.data or None)) for k, v in cfg.files.items()}
-    return load_task(task.name, split, root, files, limit=limit).to_list()
+    return load_task(task.name, split, data_root(cfg), files, limit=limit).to_list()
 
 
 def draw_shots(train: list[dict], n_labels: int, shots: int, seed: int) -> list[dict]:

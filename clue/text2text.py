@@ -97,16 +97,9 @@ def nearest_label(text: str, words: list[str], preference: list[int]) -> int:
 
 def _family(model: str, from_scratch: bool) -> str:
     from mengzi.models.presets import get_preset
+    from mengzi.textgen.generate import checkpoint_family
 
-    if from_scratch:
-        return get_preset(model).family
-    config_file = Path(model) / "config.json"
-    if not config_file.is_file() and (Path(model) / "model" / "config.json").is_file():  # a run folder
-        config_file = Path(model) / "model" / "config.json"
-    if config_file.is_file():
-        model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type")
-        return {"t5": "t5", "gpt_neo": "gpt-neo"}.get(model_type, model_type)
-    return get_preset(model).family  # a preset or hub id with a checkpoint
+    return get_preset(model).family if from_scratch else checkpoint_family(model)[1]
 
 
 def clue_text2text(cfg: Text2TextConfig) -> Path:
@@ -184,15 +177,19 @@ def clue_text2text(cfg: Text2TextConfig) -> Path:
 
 
 def _predict_tests(cfg, task, template, constrained, model, tokenizer, words, preference, out) -> list[str]:
+    from mengzi.data import resolve
     from mengzi.textgen.generate import generate
 
-    from .prompts import load_examples
+    from .prompts import data_root, load_examples
     from .submission import predict_name_for, write_predictions
     from .tasks import task_file, to_dataset
 
     written = []
     for name in task.test_files:
-        path = Path(cfg.files[name]) if name in cfg.files else task_file(task.name, _root(cfg), name)
+        if name in cfg.files:  # resolved as load_examples resolves it
+            path = resolve(cfg.files[name], cfg.data or None)
+        else:
+            path = task_file(task.name, data_root(cfg), name)
         if path is None or not path.is_file():
             continue
         examples = load_examples(cfg, task, name, cfg.max_test_examples)
@@ -210,9 +207,3 @@ def _predict_tests(cfg, task, template, constrained, model, tokenizer, words, pr
     if not written:
         log.warning("%s: no test file in the data folder: no test predictions", task.name)
     return written
-
-
-def _root(cfg) -> Path:
-    from mengzi.data import resolve
-
-    return Path(resolve(cfg.data_dir, cfg.data or None)) if cfg.data_dir.startswith("data:") else Path(cfg.data_dir)

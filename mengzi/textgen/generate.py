@@ -105,18 +105,24 @@ def _nll(model, blocks: list[list[int]], pad: int, batch_size: int) -> tuple[flo
 
 
 # ------------------------------------------------------------------------------------ checkpoints that generate
-def load_generator(name: str, task: str | None = None):
-    """(model, tokenizer) of a checkpoint folder, a run folder (its model/), a preset with a checkpoint or a hub id,
-    with the generative head of its family."""
+def checkpoint_family(name: str) -> tuple[Path, str]:
+    """(folder, family) of a checkpoint folder, a run folder (its model/), a preset with a checkpoint or a hub id."""
     from transformers import AutoConfig
 
-    from ..models.load import _local_folder, family_of, load
+    from ..models.load import _local_folder, family_of
 
     path = Path(name)
     if (path / "model" / "config.json").is_file():
         path = path / "model"
     folder = path if path.is_dir() else _local_folder(name, None)
-    family = family_of(AutoConfig.from_pretrained(folder))
+    return folder, family_of(AutoConfig.from_pretrained(folder))
+
+
+def load_generator(name: str, task: str | None = None):
+    """(model, tokenizer) of `checkpoint_family`'s folder, with the generative head of its family."""
+    from ..models.load import load
+
+    folder, family = checkpoint_family(name)
     if family not in ("t5", "gpt-neo"):
         raise ValueError(f"{name}: a {family} model does not generate text (T5 or GPT-Neo)")
     return load(folder, task=task or ("seq2seq-lm" if family == "t5" else "causal-lm"))

@@ -193,22 +193,48 @@ class HaicConfig:
     overwrite: bool = option(False, "replace an existing run folder")
 
 
+def video_clips(model, bench: Benchmark, blank: bool = False) -> dict:
+    """Every clip of the benchmark drawn and cut into the model's chunks; `blank`: all-zero frames of the same
+    length (the control for what the language prior alone answers)."""
+    import numpy as np
+
+    from .synthetic import render_clip
+
+    out = {}
+    for cid, caption in bench.captions.items():
+        drawn = render_clip(caption, bench.synthetic)
+        frames = np.zeros_like(drawn.frames) if blank else drawn.frames
+        out[cid] = model.clip_video(frames, drawn.timestamps)
+    return out
+
+
+def model_captions(model, clips: dict, lang: str = "zh", max_new_tokens: int = 96) -> dict[str, str]:
+    """The video model's caption of every clip, cleaned for the parser."""
+    from tqdm.auto import tqdm
+
+    return {cid: clean_generated(model.generate([clips[cid]], [CAPTION_PROMPTS[lang]], max_new_tokens=max_new_tokens)[0],
+                                 lang) for cid in tqdm(clips, desc="caption", mininterval=5)}
+
+
+def model_choices(model, clips: dict, questions: list[Question], batch: int = 8) -> tuple[list[int], list[list[float]]]:
+    """The option the video model scores highest for every question, and all option scores."""
+    choices, all_scores = [], []
+    for i in range(0, len(questions), batch):
+        qs = questions[i : i + batch]
+        scores = model.score([clips[q.clip_id] for q in qs], [q.text for q in qs], [q.options for q in qs])
+        choices += [max(range(len(s)), key=s.__getitem__) for s in scores]
+        all_scores += scores
+    return choices, all_scores
+
+
 def video_model_answers(folder: str, bench: Benchmark, lang: str = "zh",
                         max_new_tokens: int = 96) -> tuple[dict[str, str], list[int]]:
     """A saved video model's captions of every clip and its direct choice for every question (torch)."""
     from ..video.model import MavorsVideoLM
-    from .synthetic import render_clip
 
     model = MavorsVideoLM.load(folder).eval()
-    drawn = {cid: render_clip(c, bench.synthetic) for cid, c in bench.captions.items()}
-    clips = {cid: model.clip_video(d.frames, d.timestamps) for cid, d in drawn.items()}
-    texts = {cid: clean_generated(model.generate([clip], [CAPTION_PROMPTS[lang]], max_new_tokens=max_new_tokens)[0],
-                                  lang) for cid, clip in clips.items()}
-    choices = []
-    for q in bench.questions:
-        scores = model.score([clips[q.clip_id]], [q.text], [q.options])[0]
-        choices.append(max(range(len(scores)), key=scores.__getitem__))
-    return texts, choices
+    clips = video_clips(model, bench)
+    return model_captions(model, clips, lang, max_new_tokens), model_choices(model, clips, bench.questions)[0]
 
 
 def _caption_texts(cfg: HaicConfig, bench: Benchmark) -> dict[str, str]:
