@@ -12,23 +12,35 @@ export HF_HUB_OFFLINE ?= 1
 # a CSL dev abstract (shortened) for the generation steps of the demo
 CSL_ABSTRACT := 为解决传统均匀FFT波束形成算法引起的3维声呐成像分辨率降低的问题,该文提出分区域FFT波束形成算法.
 
-.PHONY: install demo test lint bench clean
+.PHONY: install constraints demo test lint bench clean
 
 install: $(STAMP)
 
-# Idempotent: the venv is created once, and packages are reinstalled only when pyproject.toml changes.
+# Idempotent: the venv is created once, and packages are reinstalled only when pyproject.toml or constraints.txt
+# changes. Every install reads constraints.txt (exact versions of everything installed), so a dependency released
+# overnight changes nothing here or in CI; `make constraints` rewrites it on purpose.
 # torch goes first: the CPU build (torch==2.13.0) on machines without CUDA, so the `torch` requirement in
 # pyproject.toml is already met and pip never pulls several GB of CUDA wheels; the CUDA build where a GPU is.
-$(STAMP): pyproject.toml
+PIP := $(BIN)/python -m pip install -q -c constraints.txt
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(PIP) --upgrade pip setuptools wheel
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
-	    echo "CUDA GPU found: installing the CUDA build of torch"; $(BIN)/python -m pip install -q torch; \
+	    echo "CUDA GPU found: installing the CUDA build of torch"; $(PIP) torch; \
 	else \
-	    echo "no CUDA GPU: installing the CPU build torch==2.13.0"; $(BIN)/python -m pip install -q torch==2.13.0; \
+	    echo "no CUDA GPU: installing the CPU build torch==2.13.0"; $(PIP) torch==2.13.0; \
 	fi
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(PIP) -e '.[dev]'
 	@touch $(STAMP)
+
+# Deliberate bump of constraints.txt: resolve today's releases in a scratch venv (no constraints), keep the header.
+constraints:
+	rm -rf .venv-bump && $(PYTHON) -m venv .venv-bump
+	.venv-bump/bin/python -m pip install -q --upgrade pip setuptools wheel
+	.venv-bump/bin/python -m pip install -q torch==2.13.0 && .venv-bump/bin/python -m pip install -q '.[dev]'
+	{ grep '^#' constraints.txt; .venv-bump/bin/python -m pip freeze --all --exclude mengzi | sed 's/+cpu$$//'; } \
+	    > constraints.new && mv constraints.new constraints.txt && rm -rf .venv-bump
+	@echo "constraints.txt rewritten: run make test, then commit it alone"
 
 # The most complete pipeline that exists today: data check -> tokenizer training -> model init from presets
 # -> load + tokenize + segment + encode real text -> pre-training -> CLUE fine-tuning of the pre-trained model,

@@ -1,4 +1,9 @@
-"""Atomic writes: a file or folder appears complete or not at all (temp + rename), so a killed run loses nothing."""
+"""Atomic writes: a file or folder appears complete or not at all (temp + rename), so a killed run loses nothing.
+
+`tempfile` creates its files 0600 and folders 0700 whatever the umask; what is renamed into place here gets the
+permissions a plain `open`/`mkdir` would have given it (0666/0777 less the user's umask), so a colleague or a
+server running as another user can read a run folder or an export when the umask allows it.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +15,45 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` through a temporary file in the same folder, then rename over it."""
+def umask() -> int:
+    """The process umask, read without changing it where /proc says it (os.umask can only set and return)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def share(path: str | os.PathLike) -> Path:
+    """Give `path`, and everything under it if a folder, the permissions a plain `open`/`mkdir` would have given under
+    the user's umask (execute bits kept). Some writers create files 0600 whatever the umask: `tempfile`, and the
+    safetensors library for every weights file."""
+    path, mask = Path(path), umask()
+    for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+        if p.is_symlink():
+            continue
+        mode = os.stat(p).st_mode
+        os.chmod(p, (0o777 if p.is_dir() else 0o666 | (mode & 0o111)) & ~mask)
+    return path
+
+
+def temp_file(path: Path) -> tuple[int, str]:
+    """(fd, name) of a new temporary file beside `path`, with the permissions `open(path, "w")` would give."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~umask())
+    return fd, tmp
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same folder, then rename over it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -26,6 +62,11 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write `text` (UTF-8) to `path` atomically."""
+    return write_bytes(path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager
@@ -42,6 +83,7 @@ def folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        share(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -18,6 +18,7 @@
     mengzi haic bench --config R.yaml       HAIC QA on synthetic human-action clips (recipes/haic/)
     mengzi info MODEL [--text ...]          what a checkpoint holds, and how it tokenizes/segments a text
     mengzi data check                       is the data folder complete (and what to download if not)
+    mengzi recipes [list|show|copy NAME]    the recipes that ship with mengzi; `--recipe NAME` reads one
 
 Flags override fields; `--config FILE.yaml` (a recipe) sets many at once. Heavy libraries load inside the
 functions, so `mengzi --help` is instant.
@@ -49,6 +50,7 @@ from .multimodal.haic.benchmark import HaicConfig
 from .multimodal.oscar.config import OscarCaptionConfig, OscarTrainConfig
 from .multimodal.video.config import VideoTrainConfig
 from .pretrain.config import PretrainConfig
+from .recipebook import RecipesConfig
 from .textgen.config import GenerateConfig, TextGenConfig
 from .tokenizer.normalize import NormalizerConfig
 
@@ -355,6 +357,12 @@ def clue_prompt(cfg):
     return run(cfg)
 
 
+def recipes(cfg):
+    from .recipebook import recipes as run
+
+    return run(cfg)
+
+
 # ------------------------------------------------------------------------------------------------------- parser
 COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     # name: (function, config class, help, positional fields)
@@ -372,6 +380,8 @@ COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     "serve": (serve, ServeConfig, "JSON HTTP API over an export folder, with dynamic batching", ("model",)),
     "generate": (generate, GenerateConfig, "T5 / GPT-Neo text generation (greedy, beam, sampling) from a checkpoint "
                  "or an export folder", ("model",)),
+    "recipes": (recipes, RecipesConfig, "the recipes that ship with mengzi: list them, show or copy one (use one "
+                "with --recipe NAME)", ("action", "name")),
 }
 GROUPS = {
     "tokenizer": {"train": (tokenizer_train, TokenizerTrainConfig, "train a WordPiece or SentencePiece tokenizer", ())},
@@ -401,7 +411,20 @@ GROUPS = {
 }
 
 
-def _add_command(sub, name: str, spec) -> None:
+def prepare(argv: list[str]) -> tuple[Callable, object]:
+    """(the command's function, its resolved config) for a command line, without running it: flags parsed, the
+    recipe found (`--recipe NAME` or a file) and read, every field checked. `main` runs what this returns; tests
+    check README's commands through it."""
+    args = build_parser().parse_args(argv)
+    func, cls, positional, command = args._spec
+    if getattr(args, "config", None):
+        from .recipebook import SECTIONS, find
+
+        args.config = str(find(args.config, SECTIONS.get(command, "")))
+    return func, resolve(cls, args, **{k: getattr(args, f"_pos_{k}") or None for k in positional})
+
+
+def _add_command(sub, name: str, spec, group: str = "") -> None:
     func, cls, help_text, positional = spec
     p = sub.add_parser(name, help=help_text, description=help_text)
     list_fields = {f.name for f in dataclasses.fields(cls) if typing.get_origin(typing.get_type_hints(cls)[f.name])
@@ -409,8 +432,7 @@ def _add_command(sub, name: str, spec) -> None:
     for field_name in positional:
         p.add_argument(f"_pos_{field_name}", metavar=field_name.upper(), nargs="*" if field_name in list_fields else "?")
     add_arguments(p, cls, skip=positional)
-    p.set_defaults(func=lambda args, f=func, c=cls, pos=positional: f(
-        resolve(c, args, **{k: getattr(args, f"_pos_{k}") or None for k in pos})))
+    p.set_defaults(_spec=(func, cls, positional, f"{group} {name}".strip()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -425,24 +447,32 @@ def build_parser() -> argparse.ArgumentParser:
         g = sub.add_parser(group, help=f"{group} commands: {', '.join(commands)}")
         gsub = g.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
         for name, spec in commands.items():
-            _add_command(gsub, name, spec)
+            _add_command(gsub, name, spec, group)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    if not getattr(args, "func", None):
+    if not getattr(args, "_spec", None):
         parser.print_help()
         return 0
     try:
-        args.func(args)
+        func, cfg = prepare(argv)
+        func(cfg)
+    except BrokenPipeError:  # `mengzi recipes list | head`: the reader left; say nothing more
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (ConfigError, MissingDataError, ExportError, FileNotFoundError, FileExistsError, KeyError,
             ValueError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"mengzi {args.command}: error: {message}", file=sys.stderr)
+        command = " ".join(filter(None, [args.command, getattr(args, "subcommand", None)]))
+        print(f"mengzi {command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -200,7 +200,22 @@ def test_oscar_text_side_is_plain_bert(tmp_path, data):
 
 def test_offline_hub_id_gives_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="could not fetch Langboat/mengzi-bert-base"):
+    with pytest.raises(FileNotFoundError, match="could not be fetched") as e:
         mengzi.load("mengzi-bert-base")
+    assert "hf download Langboat/mengzi-bert-base" in str(e.value) and "huggingface-cli" not in str(e.value)
     with pytest.raises(FileNotFoundError, match="tiny presets have none"):
         mengzi.load("mengzi-bert-tiny")
+
+
+def test_missing_local_path_says_no_such_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "weights.bin").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    for missing in ("runs/no-model", "./no-model", str(tmp_path / "no-model"), "no-model"):
+        with pytest.raises(FileNotFoundError, match="no such folder") as e:
+            mengzi.load(missing)
+        assert "hub" not in str(e.value).split("no such folder")[0], e.value
+        assert "could not be fetched" not in str(e.value), (missing, e.value)
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        mengzi.load("weights.bin")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("mengzi", "clue", "export")
+PACKAGES = ("mengzi", "clue", "export", "recipes")
 
 CHECK = """
 import sys

@@ -83,7 +83,7 @@ class PretrainingHeads(nn.ModuleDict):
         tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         tmp = folder / f".{HEADS_WEIGHTS}.tmp"
         save_file(tensors, str(tmp), metadata={"format": "pt"})
-        os.replace(tmp, folder / HEADS_WEIGHTS)
+        os.replace(atomic.share(tmp), folder / HEADS_WEIGHTS)
         atomic.write_text(folder / HEADS_CONFIG,
                           json.dumps({"hidden_size": self.hidden_size, "heads": self.specs}, ensure_ascii=False,
                                      indent=2))

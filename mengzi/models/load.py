@@ -148,23 +148,37 @@ def _local_folder(name_or_path: str | os.PathLike, revision: str | None) -> Path
     if path.is_dir():
         return path
     name = str(name_or_path)
+    if path.exists():
+        raise FileNotFoundError(f"{name}: not a folder (a model is a folder holding config.json and weights)")
     try:
         hub_id = get_preset(name).hub_id or ""
     except KeyError:
-        hub_id = name if name.count("/") == 1 else ""
+        hub_id = name if _looks_like_hub_id(name) else ""
     if not hub_id:
-        raise FileNotFoundError(f"{name!r} is not a folder, a hub id or a preset with a published checkpoint "
-                                "(tiny presets have none: `mengzi init PRESET OUT` makes one)")
+        raise FileNotFoundError(f"{name}: no such folder, and not a hub id (OWNER/NAME) or a preset with a published "
+                                "checkpoint (tiny presets have none: `mengzi init PRESET OUT` makes one)")
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(hub_id, revision=revision,
                                       allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors", "*.bin"]))
     except Exception as e:  # offline, missing repo, network: one clear message
+        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         raise FileNotFoundError(
-            f"could not fetch {hub_id} from the Hugging Face hub ({type(e).__name__}: {e}).\n"
-            f"  offline? download it once elsewhere (`huggingface-cli download {hub_id} --local-dir DIR`) and "
-            f"pass the folder: mengzi.load('DIR')") from e
+            f"{name}: no such folder here, and the hub copy of {hub_id} could not be fetched "
+            f"({'HF_HUB_OFFLINE is set' if offline else type(e).__name__ + ': ' + str(e).splitlines()[0][:200]}).\n"
+            f"  a local folder? check the path. A hub model? download it once where the hub is reachable "
+            f"(`hf download {hub_id} --local-dir DIR`) and pass DIR") from e
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """OWNER/NAME with hub-legal characters, neither part a path component such as `.` or `..`, and OWNER not
+    a folder here (then `runs/model` is a path that does not exist, not a hub id)."""
+    import re
+
+    owner = name.split("/", 1)[0]
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name)) and owner not in (".", "..") \
+        and not Path(owner).is_dir()
 
 
 def load(name_or_path: str | os.PathLike, task: str | None = None, dtype: torch.dtype | str = torch.float32,

@@ -125,7 +125,7 @@ def save_checkpoint(accelerator, root: Path, state: dict, keep_last: int) -> Pat
     if accelerator.is_main_process:
         (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
         shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
+        os.replace(atomic.share(tmp), final)
         for old in checkpoints(root)[:-keep_last] if keep_last > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
