@@ -55,6 +55,30 @@ def _known(labels) -> str:
     return ", ".join(labels) if len(labels) <= 20 else f"{', '.join(labels[:10])}, ... ({len(labels)} labels)"
 
 
+def _has_label(record: Record, field: str, file_labelled: bool | None, labelled: bool | None) -> bool:
+    """Whether `record` is labelled, checked against the file: a training or dev file (`labelled`) labels every
+    example; any other file is labelled throughout or not at all, as its first example says (`file_labelled`)."""
+    has = field in record
+    expected = labelled if labelled is not None else file_labelled
+    if expected is None or has == expected:
+        return has
+    if has:
+        raise record.error(field, "present, but the file's first example has none: a file is labelled throughout "
+                                  "or not at all")
+    why = "a training or dev file labels every example" if labelled else "the file's first example has one"
+    raise record.error(field, f"missing ({why})")
+
+
+def _unique(seen: dict | None, example_id, record: Record, field: str = "id") -> None:
+    """Test files (`seen` is a dict): a prediction is keyed by its id, so an id may occur once."""
+    if seen is None:
+        return
+    if example_id in seen:
+        raise record.error(field, f"duplicate id {example_id!r} (first at {seen[example_id]}): a test file's ids "
+                                  "must be unique")
+    seen[example_id] = f"line {record.line}" if record.line else record.item
+
+
 def mark_wsc(record: Record) -> tuple[str, int]:
     """The text with the entity (span1) in [ ] and the pronoun (span2) in < >, and how many spans were moved.
     Markers go in from the right so earlier indices stay valid; at one position a closing marker precedes an
@@ -88,18 +112,23 @@ def _texts(task: str, record: Record) -> tuple[str, str, int]:
 
 
 def classification_examples(task, records: Iterable[Record], file: str, limit: int = 0,
-                            per_record_labels: bool = False) -> list[dict]:
-    """{id, text, text_pair, label}. A file is labelled when its first record has a label; then every record
-    must (`per_record_labels`: each record without one gets -1, as hub rows). `id` is the record's `id` (or `idx`)
-    field, else its 0-based line index in the file."""
+                            per_record_labels: bool = False, labelled: bool | None = None,
+                            unique_ids: bool = False) -> list[dict]:
+    """{id, text, text_pair, label}. `labelled` (training and dev files): every record has a label; otherwise a file
+    is labelled when its first record is, and then every record must be (`per_record_labels`: each record without
+    one gets -1, as hub rows). `id` is the record's `id` (or `idx`) field, else its 0-based line index in the file;
+    `unique_ids` (test files) refuses an id seen before."""
     index = {label: i for i, label in enumerate(task.labels)}
-    examples, labelled, skipped, moved = [], None, 0, 0
+    examples, file_labelled, skipped, moved = [], None, 0, 0
+    seen = {} if unique_ids else None
     for position, record in enumerate(records):
-        if labelled is None or per_record_labels:
-            labelled = "label" in record
+        has = "label" in record if per_record_labels else _has_label(record, "label", file_labelled, labelled)
+        file_labelled = has if file_labelled is None else file_labelled
         label = -1
-        if labelled:
+        if has:
             name = label_name(record.get("label", str, int, bool))
+            if not name.strip():
+                raise record.error("label", "empty")
             if name == NO_GOLD_LABEL and task.name in NO_GOLD_TASKS:
                 skipped += 1
                 continue
@@ -108,6 +137,7 @@ def classification_examples(task, records: Iterable[Record], file: str, limit: i
             label = index[name]
         line_index = record.line - 1 if record.line else position
         example_id = record.integer("id") if "id" in record else record.integer("idx", default=line_index)
+        _unique(seen, example_id, record, "id" if "id" in record else "idx")
         text, text_pair, repairs = _texts(task.name, record)
         moved += repairs
         examples.append({"id": example_id, "text": text, "text_pair": text_pair, "label": label})
@@ -120,14 +150,15 @@ def classification_examples(task, records: Iterable[Record], file: str, limit: i
     return examples
 
 
-def c3_examples(items, file: str, first_id: int = 0, limit: int = 0) -> list[dict]:
+def c3_examples(items, file: str, first_id: int = 0, limit: int = 0, labelled: bool | None = None,
+                unique_ids: bool = False) -> list[dict]:
     """C3's JSON array of [dialogue lines, questions, doc id] items -> {id, context, question, choices, label}.
     `context` is the lines joined with no separator: each line already ends in punctuation and dialogue lines
     start with their speaker ("男：..."), so nothing is lost and character offsets stay simple.
     `id` is the question's `id` (test files), else `first_id` + its 0-based position among the questions read."""
     if not isinstance(items, list):
         raise ClueDataError(file, None, None, "expected a JSON array of [dialogue lines, questions, doc id] items")
-    examples, labelled = [], None
+    examples, file_labelled, seen = [], None, {} if unique_ids else None
     for i, item in enumerate(items):
         where = f"item {i}"
         if not isinstance(item, list) or len(item) not in (2, 3):
@@ -142,15 +173,16 @@ def c3_examples(items, file: str, first_id: int = 0, limit: int = 0) -> list[dic
                 raise document.error(f"questions[{q}]", f"expected object, got {short(question)}")
             record = Record(question, file, item=f"{where}, question {q}")
             choices = record.strings("choice")
-            if labelled is None:
-                labelled = "answer" in record
+            has = _has_label(record, "answer", file_labelled, labelled)
+            file_labelled = has if file_labelled is None else file_labelled
             label = -1
-            if labelled:
+            if has:
                 answer = record.text("answer")
                 if answer not in choices:
                     raise record.error("answer", f"'{short(answer)}' is not one of the choices {choices}")
                 label = choices.index(answer)
             example_id = record.integer("id") if "id" in record else first_id + len(examples)
+            _unique(seen, example_id, record)
             examples.append({"id": example_id, "context": context, "question": record.text("question"),
                              "choices": choices, "label": label})
             if limit and len(examples) >= limit:
@@ -166,12 +198,12 @@ def chid_context(text: str, blank: re.Match) -> str:
 
 
 def chid_examples(records: Iterable[Record], file: str, answers: dict | None = None, answers_file: str = "",
-                  limit: int = 0) -> list[dict]:
+                  limit: int = 0, labelled: bool | None = None, unique_ids: bool = False) -> list[dict]:
     """ChID lines -> one {id, context, question "", choices, label} per blank. Two layouts, told apart per line:
     - official CLUE: {"candidates": [10 idioms], "content": [paragraphs with #idiom000123# tags]}, answers in the
       `<stem>_answer.json` object {tag: candidate index} (None for test files); id = the tag;
     - FewCLUE: {"id": int, "candidates": [7], "content": "one paragraph with one #idiom#", "answer": int?}."""
-    examples = []
+    examples, file_labelled, seen = [], None, {} if unique_ids else None
     for record in records:
         candidates = record.strings("candidates")
         content = record.get("content", list, str)
@@ -179,15 +211,22 @@ def chid_examples(records: Iterable[Record], file: str, answers: dict | None = N
             blanks = list(CHID_TAG.finditer(content))
             if len(blanks) != 1:
                 raise record.error("content", f"FewCLUE ChID holds one #idiom# blank; found {len(blanks)}")
-            label = record.integer("answer", default=-1)
-            if label != -1 and not 0 <= label < len(candidates):
+            has = _has_label(record, "answer", file_labelled, labelled)
+            file_labelled = has if file_labelled is None else file_labelled
+            label = record.integer("answer") if has else -1
+            if has and not 0 <= label < len(candidates):
                 raise record.error("answer", f"{label} is not an index into the {len(candidates)} candidates")
+            _unique(seen, record.integer("id"), record)
             examples.append({"id": record.integer("id"), "context": chid_context(content, blanks[0]), "question": "",
                              "choices": candidates, "label": label})
         else:
+            if labelled and answers is None:
+                raise record.error("content", f"official-layout ChID keeps its answers in {answers_file}, which is "
+                                              "missing; a training or dev file needs them")
             for p, paragraph in enumerate(record.strings("content")):
                 for blank in CHID_TAG.finditer(paragraph):
                     tag, label = blank.group(), -1
+                    _unique(seen, tag, record, f"content[{p}]")
                     if answers is not None:
                         if tag not in answers:
                             raise record.error(f"content[{p}]", f"blank {tag} has no entry in {answers_file}")
@@ -213,8 +252,10 @@ def chid_answers(document, file: str) -> dict[str, int]:
     return document
 
 
-def _cmrc_answers(record: Record, context: str, counts: dict) -> dict:
+def _cmrc_answers(record: Record, context: str, counts: dict, labelled: bool | None) -> dict:
     texts, starts = [], []
+    if labelled and not record.get("answers", list):
+        raise record.error("answers", "empty list (a training or dev file answers every question)")
     for i, answer in enumerate(record.get("answers", list, default=[])):
         if not isinstance(answer, dict):
             raise record.error(f"answers[{i}]", f"expected object, got {short(answer)}")
@@ -232,7 +273,7 @@ def _cmrc_answers(record: Record, context: str, counts: dict) -> dict:
     return {"text": texts, "answer_start": starts}
 
 
-def _cmrc_questions(document, file: str, counts: dict) -> Iterator[dict]:
+def _cmrc_questions(document, file: str, counts: dict, labelled: bool | None, seen: dict | None) -> Iterator[dict]:
     if not isinstance(document, dict):
         raise ClueDataError(file, None, None, "expected a SQuAD-style object {\"version\", \"data\": [...]}")
     for a, article in enumerate(Record(document, file).get("data", list)):
@@ -249,15 +290,18 @@ def _cmrc_questions(document, file: str, counts: dict) -> Iterator[dict]:
                     raise paragraph.error(f"qas[{q}]", f"expected object, got {short(qa)}")
                 qa_id = qa.get("id")
                 record = Record(qa, file, item=f"qa {qa_id}" if isinstance(qa_id, str) else f"{where}.qas[{q}]")
+                _unique(seen, record.text("id"), record)
                 yield {"id": record.text("id"), "context": context, "question": record.text("question"),
-                       "answers": _cmrc_answers(record, context, counts)}
+                       "answers": _cmrc_answers(record, context, counts, labelled)}
 
 
-def cmrc2018_examples(document, file: str, limit: int = 0) -> list[dict]:
+def cmrc2018_examples(document, file: str, limit: int = 0, labelled: bool | None = None,
+                      unique_ids: bool = False) -> list[dict]:
     """SQuAD-style {"version", "data": [{"paragraphs": [{"context", "qas": [...]}]}]} -> {id, context, question,
     answers: {text: [...], answer_start: [...]}} (empty lists for the test file). Problems name the qa id."""
     counts = {"repaired": 0, "dropped": 0}
-    examples = list(islice(_cmrc_questions(document, file, counts), limit or None))
+    questions = _cmrc_questions(document, file, counts, labelled, {} if unique_ids else None)
+    examples = list(islice(questions, limit or None))
     if counts["repaired"]:
         log.warning("%s: %d answer_start(s) did not point at the answer text; moved to the nearest occurrence",
                     file, counts["repaired"])

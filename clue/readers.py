@@ -12,11 +12,14 @@ No torch, no datasets: the submission validator and the deployment runtime read 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 BOM = b"\xef\xbb\xbf"
-REPLACEMENT = "\ufffd"  # what an undecodable byte becomes when we look for the field that holds it
+_REPLACED = re.compile("\ufffd")  # what an undecodable byte becomes when we look for the field that holds it
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)  # `\ud800` in the JSON text: maybe a lone half
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what is left once json joined the escaped pairs (emoji)
 
 
 class ClueDataError(ValueError):
@@ -49,7 +52,11 @@ def type_name(value) -> str:
 
 
 def short(value, width: int = 40) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        text = f"(a deeply nested {type_name(value)})"
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate shown as \ud800
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
@@ -82,7 +89,10 @@ class Record:
         return self.get(field, str)
 
     def integer(self, field: str, default=KeyError) -> int:
-        return self.get(field, int, default=default)
+        value = self.get(field, int, default=default)
+        if not -(2**63) <= value < 2**63:  # ids and indices are stored as int64
+            raise self.error(field, f"{short(value)} is out of range (at most 19 digits)")
+        return value
 
     def strings(self, field: str, allow_empty: bool = False) -> list[str]:
         values = self.get(field, list)
@@ -97,47 +107,109 @@ class Record:
         return Record(self.get(field, dict), self.file, self.line, self.item, f"{self.prefix}{field}.")
 
 
-def _field_holding(value, needle: str, path: str = "") -> str | None:
-    """Path (`target.span1_text`, `keyword[2]`) of the first string inside `value` containing `needle`."""
+def _field_holding(value, pattern: re.Pattern, path: str = "") -> str | None:
+    """Path (`target.span1_text`, `keyword[2]`) of the first string inside `value` (keys included) that
+    `pattern` finds something in; "" for `value` itself."""
     if isinstance(value, str):
-        return (path or None) if needle in value else None
+        return path if pattern.search(value) else None
     if isinstance(value, dict):
-        children = [(f"{path}.{key}" if path else key, child) for key, child in value.items()]
+        children = [(f"{path}.{key}" if path else key, key, child) for key, child in value.items()]
     elif isinstance(value, list):
-        children = [(f"{path}[{i}]", child) for i, child in enumerate(value)]
+        children = [(f"{path}[{i}]", "", child) for i, child in enumerate(value)]
     else:
         return None
-    for child_path, child in children:
-        found = _field_holding(child, needle, child_path)
-        if found:
+    for child_path, key, child in children:
+        found = child_path if pattern.search(key) else _field_holding(child, pattern, child_path)
+        if found is not None:
             return found
     return None
 
 
+class _JsonProblem(ValueError):
+    """A departure from strict JSON that `json` lets through: a key twice in one object, NaN or Infinity."""
+
+    def __init__(self, problem: str, field: str | None = None):
+        super().__init__(problem)
+        self.problem, self.field = problem, field
+
+
+def _unique_keys(pairs: list) -> dict:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _JsonProblem("appears twice in one object (JSON keeps only the last)", key)
+    return record
+
+
+def _no_constant(name: str):
+    raise _JsonProblem(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+MAX_DEPTH = 100  # JSON nesting shown as deeper than this when the parser runs out of stack
+
+
+def deep_line(text: str) -> int:
+    """The line where `text` first nests deeper than MAX_DEPTH (strings skipped), for the RecursionError message."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
+        token = match.group()
+        depth += 1 if token in "[{" else -1 if token in "]}" else 0
+        if depth > MAX_DEPTH:
+            return text.count("\n", 0, match.start()) + 1
+    return 1
+
+
+def _decode(text: str, name: str, line: int | None, what: str):
+    """`text` parsed strictly; any problem is a ClueDataError at `line` (None: the line is found in `text`)."""
+    try:
+        value = _DECODER.decode(text)
+        if _SURROGATE_ESCAPE.search(text):  # rare: a \ud83d\ude00 pair is an emoji, a half alone is no text
+            field = _field_holding(value, _LONE_SURROGATE)
+            if field is not None:
+                raise _JsonProblem("a lone UTF-16 surrogate escape (\\ud800-\\udfff): not text", field or None)
+        return value
+    except json.JSONDecodeError as e:
+        at = line or e.lineno
+        raise ClueDataError(name, at, None, f"{what}not valid JSON ({e.msg} at column {e.colno})") from None
+    except _JsonProblem as e:
+        raise ClueDataError(name, line, e.field, e.problem) from None
+    except RecursionError:
+        raise ClueDataError(name, line or deep_line(text), None, f"{what}nested too deeply to read") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise ClueDataError(name, line, None, f"{what}not valid JSON ({e})") from None
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """A data file's bytes without its UTF-8 BOM; a folder or an unreadable file is a ClueDataError."""
+    path = Path(path)
+    if path.is_dir():
+        raise ClueDataError(display_name(path), None, None, f"is a folder, not a file ({path})")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ClueDataError(display_name(path), None, None, f"cannot read {path}: {e.strerror or e}") from None
+    return data[len(BOM):] if data.startswith(BOM) else data
+
+
 def json_lines(path: str | Path) -> Iterator[Record]:
     """The records of a JSON-lines file, in order, each knowing its 1-based line."""
-    path, name = Path(path), display_name(path)
-    data = path.read_bytes()
-    if data.startswith(BOM):
-        data = data[len(BOM):]
-    for number, raw in enumerate(data.split(b"\n"), 1):
+    name = display_name(path)
+    for number, raw in enumerate(read_bytes(path).split(b"\n"), 1):
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             # Decode leniently once more only to say which field holds the bad bytes.
             try:
-                field = _field_holding(json.loads(raw.decode("utf-8", errors="replace")), REPLACEMENT)
-            except json.JSONDecodeError:
+                field = _field_holding(json.loads(raw.decode("utf-8", errors="replace")), _REPLACED) or None
+            except (ValueError, RecursionError):
                 field = None
             raise ClueDataError(name, number, field, f"undecodable bytes (not UTF-8) at byte {e.start} of the line: "
                                 f"{raw[e.start:e.start + 4]!r}") from None
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            problem = f"the line is not valid JSON ({e.msg} at column {e.colno})"
-            raise ClueDataError(name, number, None, problem) from None
+        record = _decode(line, name, number, "the line is ")
         if not isinstance(record, dict):
             raise ClueDataError(name, number, None, f"expected a JSON object, got {type_name(record)}")
         yield Record(record, name, number)
@@ -145,16 +217,13 @@ def json_lines(path: str | Path) -> Iterator[Record]:
 
 def json_document(path: str | Path):
     """A whole-file JSON document (C3, CMRC2018, ChID answer files); a syntax error names its line."""
-    path, name = Path(path), display_name(path)
-    data = path.read_bytes()
-    if data.startswith(BOM):
-        data = data[len(BOM):]
+    name = display_name(path)
+    data = read_bytes(path)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise ClueDataError(name, line, None, f"undecodable bytes (not UTF-8): {data[e.start:e.start + 4]!r}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ClueDataError(name, e.lineno, None, f"not valid JSON ({e.msg} at column {e.colno})") from None
+    if not text.strip():
+        raise ClueDataError(name, None, None, "no examples: the file is empty (expected one JSON document)")
+    return _decode(text, name, None, "")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mengzi import atomic
-from mengzi.config import ConfigError, option, save_yaml
+from mengzi.config import ConfigError, FieldError, option, save_yaml
 from mengzi.finetune.config import FinetuneConfig
 
 log = logging.getLogger("mengzi.clue")
@@ -30,6 +30,19 @@ class ClueRunConfig(FinetuneConfig):
     data_dir: str = option("data:clue", "CLUE root folder holding <task>/ with the official files")
     files: dict = option({}, "per-split file overrides, e.g. {train: data:fewclue/chid/train_few_all.json}; "
                              "keys: train, dev, or a test file name")
+
+    def check_fields(self) -> None:
+        """A known task; `files` keys it reads (a misspelt key would be ignored) and file names as values."""
+        from .tasks import SPLIT_ALIASES, TASKS
+
+        if self.task and self.task not in TASKS:
+            raise FieldError("task", f"unknown CLUE task {self.task!r}; known: {', '.join(TASKS)}")
+        known = ["train", "dev", *SPLIT_ALIASES, *(TASKS[self.task].test_files if self.task else ())]
+        for key, value in self.files.items():
+            if key not in known:
+                raise FieldError(f"files.{key}", f"not a split of {self.task or 'the task'}; keys: {', '.join(known)}")
+            if not isinstance(value, str) or not value.strip():
+                raise FieldError(f"files.{key}", f"expected a file path, got {value!r}")
 
 
 @dataclass
@@ -69,9 +82,9 @@ def load_splits(cfg: ClueRunConfig, task):
     splits = {"train": load_task(task.name, "train", root, files, limit=t.max_train_examples),
               "dev": load_task(task.name, "dev", root, files, limit=t.max_eval_examples)}
     tests, paths = {}, {}
-    for name in task.test_files:
+    for name in task.test_files:  # a file named in `files` must be there; the official ones where present
         path = Path(files[name]) if name in files else task_file(task.name, root, name)
-        if path is not None and path.is_file():
+        if path is not None:
             tests[name] = load_task(task.name, name, root, files)
             paths[name] = path
     if not tests:
@@ -82,7 +95,9 @@ def load_splits(cfg: ClueRunConfig, task):
 
 def clue_run(cfg: ClueRunConfig) -> Path:
     from mengzi.finetune.run import finetune, prepare_run_folder
+    from mengzi.finetune.techniques import build_techniques
     from mengzi.finetune.trainer import TaskSpec
+    from mengzi.models.load import model_folder
 
     from .submission import predict_name_for, write_predictions
     from .tasks import get_task
@@ -93,6 +108,11 @@ def clue_run(cfg: ClueRunConfig) -> Path:
     if not cfg.out:
         cfg.out = f"runs/clue/{task.name}"
     splits, tests, paths = load_splits(cfg, task)
+    # what training would refuse later is refused before the run folder exists: techniques and the model's place
+    build_techniques(cfg.techniques, task.kind)
+    if not (cfg.init_from or cfg.model):
+        raise ConfigError("name the model to fine-tune: --model FOLDER (e.g. runs/pretrain/mengzi-bert-tiny/model)")
+    model_folder(cfg.init_from or cfg.model, None)  # a folder, a preset with a checkpoint or a hub id (fetched)
     log.info("%s: %d train, %d dev, test: %s", task.name, len(splits["train"]), len(splits["dev"]),
              ", ".join(f"{n} ({len(d)})" for n, d in tests.items()) or "none")
     out = prepare_run_folder(cfg)
@@ -112,7 +132,7 @@ def clue_run(cfg: ClueRunConfig) -> Path:
 
 
 def clue_submit(cfg: SubmitConfig) -> Path:
-    from .submission import build_submission, validate_submission
+    from .submission import SubmissionError, build_submission, validate_submission
 
     if not cfg.runs:
         raise ConfigError("name the run folders: mengzi clue submit RUN... --out clue_submission.zip")
@@ -125,7 +145,7 @@ def clue_submit(cfg: SubmitConfig) -> Path:
         log.warning("%s", p)
     if errors:
         tmp.unlink(missing_ok=True)
-        raise ValueError(f"submission not written, {len(errors)} problem(s):\n  " + "\n  ".join(errors))
+        raise SubmissionError(f"submission not written, {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     tmp.replace(out)
     import zipfile
 
@@ -136,15 +156,16 @@ def clue_submit(cfg: SubmitConfig) -> Path:
 
 
 def clue_validate(cfg: ValidateConfig) -> list[str]:
-    from .submission import validate_submission
+    from .submission import SubmissionError, validate_submission
 
     if not cfg.zip:
         raise ConfigError("name the zip: mengzi clue validate clue_submission.zip")
     problems = validate_submission(Path(cfg.zip), _root(cfg.data_dir, cfg.data))
     errors = [p for p in problems if not p.startswith("warning:")]
     for p in problems:
-        print(p)
+        if p not in errors:
+            print(p)
     if errors:
-        raise ValueError(f"{cfg.zip}: {len(errors)} problem(s) (listed above)")
+        raise SubmissionError(f"{cfg.zip}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     print(f"{cfg.zip}: OK" + (f" ({len(problems)} warning(s))" if problems else ""))
     return problems

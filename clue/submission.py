@@ -15,18 +15,19 @@ Pure Python (json, zipfile): no torch, no datasets.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import operator
 import os
-import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
 from mengzi import atomic
 
-from .readers import ClueDataError
+from .readers import ClueDataError, deep_line, short
 from .tasks import TASKS, TNEWS_LABEL_DESC, get_task, read_examples, task_file
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ FEWCLUE_NAMES = {"bustm_predict.json", "chidf_predict.json", "cluewscf_predict.j
 OBJECT_TASKS = ("cmrc2018", "chid")  # one JSON object; everything else JSON lines
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same predictions give the same zip bytes
 SHOW = 5  # offending ids quoted per problem
+MAX_MEMBER = 256 << 20  # bytes a prediction file may decompress to (the largest official one is a few MB)
 
 
 def official_names() -> dict[str, tuple[str, list[str]]]:
@@ -141,22 +143,18 @@ def build_submission(run_dirs, out_zip: str | os.PathLike) -> Path:
             found[path.name] = path
     if not found:
         raise ValueError(f"no predictions/*_predict.json in {', '.join(map(str, run_dirs)) or 'no run folders'}")
-    out_zip = Path(out_zip)
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_zip.name}.", suffix=".tmp", dir=out_zip.parent)
-    os.close(fd)
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name in sorted(found):
-                archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), found[name].read_bytes(), zipfile.ZIP_DEFLATED)
-        os.replace(tmp, out_zip)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_zip
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(found):
+            archive.writestr(zipfile.ZipInfo(name, ZIP_DATE), found[name].read_bytes(), zipfile.ZIP_DEFLATED)
+    return atomic.write_bytes(out_zip, buffer.getvalue())  # the user's umask, like every other output
 
 
 # ---------------------------------------------------------------------------------------------------- validation
+
+
+class SubmissionError(ValueError):
+    """A submission zip with problems; the message names the zip and, for each problem, the member and line."""
 
 
 class _Pairs(list):
@@ -167,14 +165,25 @@ def _first(items, show: int = SHOW) -> str:
     return ", ".join(map(repr, items[:show])) + (", ..." if len(items) > show else "")
 
 
-def _parse_object(name: str, text: str) -> tuple[list, list, list[str]]:
+def _loads(name: str, text: str, line: int | None = None, **kwargs):
+    """(document, None), or (None, the problem naming the member and the line)."""
     try:
-        document = json.loads(text, object_pairs_hook=_Pairs)
+        return json.loads(text, **kwargs), None
     except json.JSONDecodeError as e:
+        return None, f"{name}: bad JSON at line {line or e.lineno}: {e.msg} (column {e.colno})"
+    except RecursionError:
+        return None, f"{name}: line {line or deep_line(text)}: JSON nested too deeply to read"
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        return None, f"{name}: line {line or 1}: not valid JSON ({e})"
+
+
+def _parse_object(name: str, text: str) -> tuple[list, list, list[str]]:
+    document, problem = _loads(name, text, object_pairs_hook=_Pairs)
+    if problem:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         if len(lines) > 1 and all(line.startswith("{") and line.endswith("}") for line in lines):
             return [], [], [f"{name}: wrong shape: JSON lines, but this task takes one JSON object {{id: answer}}"]
-        return [], [], [f"{name}: bad JSON at line {e.lineno}: {e.msg} (column {e.colno})"]
+        return [], [], [problem]
     if not isinstance(document, _Pairs):
         return [], [], [f"{name}: wrong shape: a JSON {type(document).__name__}, expected one object {{id: answer}}"]
     return [key for key, _ in document], [value for _, value in document], []
@@ -184,18 +193,20 @@ def _parse_lines(name: str, text: str) -> tuple[list, list, list[str]]:
     lines = [(n, line) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     ids, records, problems = [], [], []
     for number, line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            try:
-                json.loads(text)
-            except json.JSONDecodeError:
-                return [], [], [f"{name}: bad JSON at line {number}: {e.msg} (column {e.colno})"]
-            return [], [], [f"{name}: wrong shape: one JSON object, but this task takes JSON lines {{id, label}}"]
+        record, problem = _loads(name, line, number)
+        if problem:
+            if _loads(name, text)[1] is None:
+                return [], [], [f"{name}: wrong shape: one JSON object, but this task takes JSON lines {{id, label}}"]
+            return [], [], [problem]
         if not isinstance(record, dict) or "id" not in record or "label" not in record:
             if len(lines) == 1 and isinstance(record, dict):
                 return [], [], [f"{name}: wrong shape: one JSON object, but this task takes JSON lines {{id, label}}"]
-            problems.append(f"{name}: line {number}: expected {{\"id\": ..., \"label\": ...}}, got {line.strip()[:60]}")
+            problems.append(f"{name}: line {number}: expected {{\"id\": ..., \"label\": ...}}, got "
+                            f"{short(line.strip(), 60)}")
+            continue
+        if isinstance(record["id"], bool) or not isinstance(record["id"], int | str):
+            problems.append(f"{name}: line {number}: field 'id': expected an integer or string, got "
+                            f"{short(record['id'])}")
             continue
         ids.append(record["id"])
         records.append(record)
@@ -217,7 +228,7 @@ def _bad_value(task, value, n_choices: int | None) -> bool:
 def _check_values(name: str, task, ids: list, values: list, test_rows: list | None) -> list[str]:
     """Labels inside the task's vocabulary, choice indices inside the question's choices, answers strings."""
     choices = {r["id"]: len(r["choices"]) for r in test_rows or () if "choices" in r}
-    bad = [f"id {i!r}: {json.dumps(v, ensure_ascii=False)}" for i, v in zip(ids, values)
+    bad = [f"id {i!r}: {short(v, 200)}" for i, v in zip(ids, values)
            if _bad_value(task, v, choices.get(i))]
     if not bad:
         return []
@@ -258,7 +269,7 @@ def _test_rows(name: str, task: str, test_names: list[str], data_dir, files: dic
     else:
         candidates = [p for p in (task_file(task, data_dir, t) for t in test_names) if p is not None]
     for path in candidates:
-        rows = read_examples(task, path)
+        rows = read_examples(task, path, unique_ids=True)
         if predict_name_for(task, path, rows) == name:  # skip a FewCLUE copy that has an official file name
             return f"{task}/{path.name}", rows
     return None, None
@@ -269,10 +280,12 @@ def validate_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike
     """Problems with a submission zip, each saying exactly what is wrong (empty: ready to upload). Ids are checked
     against the matching test file under the CLUE root `data_dir`, or `files` ({prediction file name: test file});
     where that is absent, a line starting "warning:" says so, and shape and labels are still checked."""
+    if Path(zip_path).is_dir():
+        return [f"{zip_path}: is a folder, not a zip"]
     try:
         archive = zipfile.ZipFile(zip_path)
-    except (OSError, zipfile.BadZipFile) as e:
-        return [f"{zip_path}: not a readable zip ({e})"]
+    except (OSError, zipfile.BadZipFile, ValueError, NotImplementedError, EOFError) as e:
+        return [f"{zip_path}: not a readable zip ({e.strerror if isinstance(e, OSError) and e.strerror else e})"]
     official, problems = official_names(), []
     with archive:
         members = archive.infolist()
@@ -290,8 +303,24 @@ def validate_submission(zip_path: str | os.PathLike, data_dir: str | os.PathLike
             elif name not in official:
                 problems.append(f"{name}: unknown file name (known: {', '.join(sorted(official))})")
             else:
-                problems += _check_member(name, archive.read(member), *official[name], data_dir, files)
+                data, problem = _read_member(archive, member)
+                problems += [problem] if problem else _check_member(name, data, *official[name], data_dir, files)
     return problems
+
+
+def _read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> tuple[bytes, str | None]:
+    """(bytes, None), or (b"", the problem): damaged data, a bad CRC, encryption or a member too large to be a
+    prediction file are reported, not raised."""
+    if member.file_size > MAX_MEMBER:
+        return b"", f"{member.filename}: {member.file_size:,} bytes; a prediction file is far smaller"
+    try:
+        with archive.open(member) as f:
+            data = f.read(MAX_MEMBER + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError) as e:
+        return b"", f"{member.filename}: damaged member, cannot be read ({e})"
+    if len(data) > MAX_MEMBER:
+        return b"", f"{member.filename}: more than {MAX_MEMBER:,} bytes once decompressed"
+    return data, None
 
 
 def _check_member(name: str, data: bytes, task_name: str, test_names: list[str], data_dir, files) -> list[str]:
@@ -299,7 +328,8 @@ def _check_member(name: str, data: bytes, task_name: str, test_names: list[str],
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        return [f"{name}: not UTF-8 (byte {e.start})"]
+        line = data[: e.start].count(b"\n") + 1
+        return [f"{name}: line {line}: not UTF-8 (byte {e.start} of the file: {data[e.start:e.start + 4]!r})"]
     parse = _parse_object if task_name in OBJECT_TASKS else _parse_lines
     ids, values, problems = parse(name, text)
     if not ids:

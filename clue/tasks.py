@@ -146,26 +146,38 @@ def check_label_file(task: ClueTask, path: Path) -> None:
                             f"lists {len(records)} labels, CLUE's release {len(task.labels)}")
 
 
-def read_examples(task: str | ClueTask, path: str | os.PathLike, limit: int = 0) -> list[dict]:
-    """One file -> example dicts in the shared schema (no `datasets`: the submission validator uses this)."""
+def read_examples(task: str | ClueTask, path: str | os.PathLike, limit: int = 0, labelled: bool | None = None,
+                  unique_ids: bool = False) -> list[dict]:
+    """One file -> example dicts in the shared schema (no `datasets`: the submission validator uses this).
+    `labelled` (training and dev files): every example must have its label; `unique_ids` (test files, whose
+    predictions are keyed by id): an id may occur once. A file with no examples is an error."""
     task = get_task(task)
     path = resolve(str(path))  # a missing data: path raises MissingDataError saying where to get it
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"missing {task.name} file: {path}")
     name = display_name(path)
+    checks = {"labelled": labelled, "unique_ids": unique_ids}
     if task.name == "c3":
-        return ex.c3_examples(json_document(path), name, limit=limit)
-    if task.name == "cmrc2018":
-        return ex.cmrc2018_examples(json_document(path), name, limit=limit)
-    if task.name == "chid":
+        rows = ex.c3_examples(json_document(path), name, limit=limit, **checks)
+    elif task.name == "cmrc2018":
+        rows = ex.cmrc2018_examples(json_document(path), name, limit=limit, **checks)
+    elif task.name == "chid":
         answer_path = path.with_name(f"{path.stem}_answer.json")
         answers = ex.chid_answers(json_document(answer_path), display_name(answer_path)) \
             if answer_path.is_file() else None
-        if answers is None and not path.stem.startswith("test") and "_few" not in path.stem:
+        if answers is None and labelled is None and not path.stem.startswith("test") and "_few" not in path.stem:
             log.warning("%s: no %s beside it; official-layout blanks get label -1", name, answer_path.name)
-        return ex.chid_examples(json_lines(path), name, answers, display_name(answer_path), limit)
-    check_label_file(task, path)
-    return ex.classification_examples(task, json_lines(path), name, limit)
+        rows = ex.chid_examples(json_lines(path), name, answers, display_name(answer_path), limit, **checks)
+    else:
+        check_label_file(task, path)
+        rows = ex.classification_examples(task, json_lines(path), name, limit, **checks)
+    return _not_empty(rows, name)
+
+
+def _not_empty(rows: list[dict], name: str) -> list[dict]:
+    if not rows:
+        raise ClueDataError(name, None, None, "no examples in the file")
+    return rows
 
 
 def to_dataset(task: str | ClueTask, rows: list[dict]):
@@ -188,9 +200,10 @@ def to_dataset(task: str | ClueTask, rows: list[dict]):
     return Dataset.from_list(rows, features=Features(features))
 
 
-def load_file(task: str | ClueTask, path: str | os.PathLike, limit: int = 0):
-    """One file (official or FewCLUE layout, told apart by its content) -> `datasets.Dataset`."""
-    return to_dataset(task, read_examples(task, path, limit))
+def load_file(task: str | ClueTask, path: str | os.PathLike, limit: int = 0, **checks):
+    """One file (official or FewCLUE layout, told apart by its content) -> `datasets.Dataset`; `checks` as
+    `read_examples` takes them."""
+    return to_dataset(task, read_examples(task, path, limit, **checks))
 
 
 def load_task(task: str, split: str, data_dir: str | os.PathLike = "data:clue",
@@ -200,8 +213,9 @@ def load_task(task: str, split: str, data_dir: str | os.PathLike = "data:clue",
     C3's train/dev are d-<split>.json then m-<split>.json, question ids numbered on across both."""
     task = get_task(task)
     split = SPLIT_ALIASES.get(split, split)
+    checks = {"labelled": True} if split in ("train", "dev") else {"unique_ids": True}
     if files and files.get(split):
-        return load_file(task, files[split], limit)
+        return load_file(task, files[split], limit, **checks)
     path = task_file(task.name, data_dir, split)
     if path is None:
         root = _root(data_dir)
@@ -210,14 +224,15 @@ def load_task(task: str, split: str, data_dir: str | os.PathLike = "data:clue",
             f"{', '.join(_split_names(task.name, split))})\n  where to get it: {where_to_get('clue')}\n"
             f"  or point at a file: files={{{split!r}: 'path/to/file.json'}}")
     if task.name != "c3" or split not in ("train", "dev") or not path.name.startswith("d-"):
-        return load_file(task, path, limit)
-    rows = ex.c3_examples(json_document(path), display_name(path), limit=limit)
+        return load_file(task, path, limit, **checks)
+    rows = _not_empty(ex.c3_examples(json_document(path), display_name(path), limit=limit, **checks),
+                      display_name(path))
     mixed_half = path.with_name(f"m-{split}.json")
     if not mixed_half.is_file():
         log.warning("%s: %s absent; only the dialogue half (d-) is loaded", task.name, mixed_half)
     elif not limit or len(rows) < limit:
-        rows += ex.c3_examples(json_document(mixed_half), display_name(mixed_half), first_id=len(rows),
-                               limit=limit - len(rows) if limit else 0)
+        rows += _not_empty(ex.c3_examples(json_document(mixed_half), display_name(mixed_half), first_id=len(rows),
+                                          limit=limit - len(rows) if limit else 0, **checks), display_name(mixed_half))
     return to_dataset(task, rows)
 
 

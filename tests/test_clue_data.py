@@ -23,6 +23,7 @@ from mengzi.clue.tasks import (
     load_task,
     read_examples,
     task_file,
+    to_dataset,
 )
 
 from mengzi.data import MissingDataError
@@ -295,8 +296,9 @@ def test_load_task_limit_files_override_and_missing_file(tmp_path):
     with pytest.raises(MissingDataError, match=r"no dev file of afqmc under .*afqmc \(looked for dev.json, "
                                                r"dev_few_all.json\)"):
         load_task("afqmc", "dev", FIXTURES)
-    empty = load_task("cmnli", "train", FIXTURES, files={"train": str(write_lines(tmp_path / "e.json", []))})
-    assert len(empty) == 0 and empty.column_names == ["id", "text", "text_pair", "label"]
+    with pytest.raises(ClueDataError, match=r"e.json: no examples in the file"):  # 0 examples is not a split
+        load_task("cmnli", "train", FIXTURES, files={"train": str(write_lines(tmp_path / "e.json", []))})
+    assert to_dataset("cmnli", []).column_names == ["id", "text", "text_pair", "label"]
 
 
 # ------------------------------------------------------------------------------------------------------- hub rows

@@ -113,7 +113,7 @@ def test_submit_writes_a_zip_that_validates_and_validate_catches_tampering(runs,
             dst.writestr(name, "\n".join(lines) + "\n")
     capsys.readouterr()
     assert main(["clue", "validate", str(bad), "--data-dir", str(clue_root)]) == 2
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # the error lists every problem
     assert "afqmc_predict.json" in printed and "csl_predict.json" in printed
 
     # a FewCLUE stand-in's file is refused by submit: it is not a CLUE file

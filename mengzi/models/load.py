@@ -142,7 +142,7 @@ def save_pretrained(model, tokenizer, out_dir: str | os.PathLike, heads: Pretrai
     return Path(out_dir)
 
 
-def _local_folder(name_or_path: str | os.PathLike, revision: str | None) -> Path:
+def model_folder(name_or_path: str | os.PathLike, revision: str | None = None) -> Path:
     """A local folder for a path, a preset name or a hub id (downloaded into the HF cache when online)."""
     path = Path(name_or_path).expanduser()
     if path.is_dir():
@@ -190,7 +190,7 @@ def load(name_or_path: str | os.PathLike, task: str | None = None, dtype: torch.
     stored precision; the default float32 upcasts Langboat's fp16 weights. `config_overrides` sets config fields
     before the model is built, in order (e.g. `{"num_labels": 3, "id2label": {...}}` for a classification head).
     """
-    folder = _local_folder(name_or_path, revision)
+    folder = model_folder(name_or_path, revision)
     config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
     for key, value in (config_overrides or {}).items():
         setattr(config, key, value)
@@ -222,4 +222,4 @@ def load_heads(folder: str | os.PathLike) -> PretrainingHeads | None:
 
 
 __all__ = ["load", "init_model", "save_pretrained", "load_heads", "build_config", "family_of", "TASKS",
-           "DEFAULT_TASK", "preset_for_hub_id"]
+           "DEFAULT_TASK", "preset_for_hub_id", "model_folder"]

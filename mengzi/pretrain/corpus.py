@@ -40,14 +40,16 @@ class CorpusConfig:
 
     sources: list[Source] = option([], "training text: a list of {path, format, field, column, documents}")
     eval_sources: list[Source] = option([], "held-out text for evaluation; empty: hold out `eval_fraction`")
-    eval_fraction: float = option(0.002, "share of documents held out (by a hash of the text) if no eval_sources")
+    eval_fraction: float = option(0.002, "share of documents held out (by a hash of the text) if no eval_sources",
+                                  min=0, max=1)
     normalize: NormalizerConfig = option(NormalizerConfig(), "the shared corpus normaliser")
-    min_chars: int = option(2, "documents shorter than this (after cleaning) are dropped and counted")
-    max_chars: int = option(200_000, "documents longer than this are cut into pieces of this size and counted")
+    min_chars: int = option(2, "documents shorter than this (after cleaning) are dropped and counted", min=0)
+    max_chars: int = option(200_000, "documents longer than this are cut into pieces of this size and counted",
+                            min=1)
     dedup_adjacent: bool = option(True, "drop a document identical to the one before it (counted)")
     stream: bool = option(False, "stream the files (corpora larger than memory/disk cache) instead of caching")
-    shuffle_buffer: int = option(10_000, "streaming: examples held in the shuffle buffer")
-    num_proc: int = option(1, "cached mode: processes that tokenize and pack")
+    shuffle_buffer: int = option(10_000, "streaming: examples held in the shuffle buffer", min=1)
+    num_proc: int = option(1, "cached mode: processes that tokenize and pack", min=1)
     cache_dir: str = option("", "cached mode: where packed corpora live (default ~/.cache/mengzi/corpus)")
 
 

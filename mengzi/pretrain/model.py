@@ -71,9 +71,9 @@ def build_heads(model_config, objectives: list[Objective], init_from: str | None
     hidden = getattr(model_config, "hidden_size", None) or model_config.d_model
     heads = PretrainingHeads(hidden, specs)
     if init_from and specs:
-        from ..models.load import _local_folder
+        from ..models.load import model_folder
 
-        saved = PretrainingHeads.load(_local_folder(init_from, None))
+        saved = PretrainingHeads.load(model_folder(init_from, None))
         for name in specs:
             if saved is not None and name in saved and saved.specs[name].get("labels") == heads.specs[name]["labels"]:
                 heads[name].load_state_dict(saved[name].state_dict())

@@ -69,9 +69,9 @@ def build_model(cfg: PretrainConfig):
 def _config_of(name_or_path: str):
     from transformers import AutoConfig
 
-    from ..models.load import _local_folder
+    from ..models.load import model_folder
 
-    return AutoConfig.from_pretrained(_local_folder(name_or_path, None))
+    return AutoConfig.from_pretrained(model_folder(name_or_path, None))
 
 
 def build_packer(family: str, tokenizer, objectives, cfg: PretrainConfig):

@@ -11,50 +11,56 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from ..config import option
+from ..config import FieldError, option
 
 
 @dataclass
 class GenerationOptions:
-    max_new_tokens: int = option(32, "most tokens to generate after the prompt")
-    min_new_tokens: int = option(0, "fewest tokens to generate before EOS is allowed (PyTorch only)")
-    num_beams: int = option(1, "beam width (1: greedy, or sampling with do_sample)")
+    max_new_tokens: int = option(32, "most tokens to generate after the prompt", min=1)
+    min_new_tokens: int = option(0, "fewest tokens to generate before EOS is allowed (PyTorch only)", min=0)
+    num_beams: int = option(1, "beam width (1: greedy, or sampling with do_sample)", min=1)
     do_sample: bool = option(False, "sample from the distribution instead of taking the best token(s)")
-    top_k: int = option(0, "sampling: keep only the k most likely tokens (0: off)")
-    top_p: float = option(1.0, "sampling: keep the smallest set of tokens with this much probability (1: off)")
-    temperature: float = option(1.0, "sampling: divide the logits by this (>1 flatter, <1 sharper)")
-    repetition_penalty: float = option(1.0, "divide the scores of tokens already in the sequence by this (1: off)")
+    top_k: int = option(0, "sampling: keep only the k most likely tokens (0: off)", min=0)
+    top_p: float = option(1.0, "sampling: keep the smallest set of tokens with this much probability (1: off)",
+                          above=0, max=1)
+    temperature: float = option(1.0, "sampling: divide the logits by this (>1 flatter, <1 sharper)", above=0)
+    repetition_penalty: float = option(1.0, "divide the scores of tokens already in the sequence by this (1: off)",
+                                       above=0)
     length_penalty: float = option(1.0, "beam search: score / length ** this (>1 favours longer outputs)")
-    seed: int = option(0, "seed of the sampling draws (same seed, same samples)")
+    seed: int = option(0, "seed of the sampling draws (same seed, same samples)", min=0)
 
 
 @dataclass
 class TextGenTrainConfig:
-    max_steps: int = option(300, "optimizer steps (0: `epochs` passes over the training set)")
-    epochs: float = option(1.0, "passes over the training set when max_steps is 0")
-    batch_size: int = option(16, "examples (or corpus blocks) per optimizer step")
-    micro_batch_size: int = option(16, "examples per forward pass; accumulation makes up batch_size")
-    lr: float = option(1e-3, "peak learning rate (AdamW)")
-    weight_decay: float = option(0.01, "decoupled weight decay (not on biases and norms)")
-    warmup_ratio: float = option(0.06, "share of the steps with linear warmup")
+    max_steps: int = option(300, "optimizer steps (0: `epochs` passes over the training set)", min=0)
+    epochs: float = option(1.0, "passes over the training set when max_steps is 0", min=0)
+    batch_size: int = option(16, "examples (or corpus blocks) per optimizer step", min=1)
+    micro_batch_size: int = option(16, "examples per forward pass; accumulation makes up batch_size", min=1)
+    lr: float = option(1e-3, "peak learning rate (AdamW)", min=0)
+    weight_decay: float = option(0.01, "decoupled weight decay (not on biases and norms)", min=0)
+    warmup_ratio: float = option(0.06, "share of the steps with linear warmup", min=0, max=1)
     schedule: Literal["linear", "cosine", "constant"] = option("linear", "decay after warmup")
-    clip_norm: float = option(1.0, "gradient-norm clipping (0: off)")
-    max_source_len: int = option(256, "source tokens kept (longer sources are cut)")
-    max_target_len: int = option(64, "target tokens kept (longer targets are cut)")
-    block_size: int = option(128, "corpus task: tokens per training / perplexity block")
-    eval_every: int = option(0, "optimizer steps between dev evaluations (0: only at the end)")
+    clip_norm: float = option(1.0, "gradient-norm clipping (0: off)", min=0)
+    max_source_len: int = option(256, "source tokens kept (longer sources are cut)", min=1)
+    max_target_len: int = option(64, "target tokens kept (longer targets are cut)", min=1)
+    block_size: int = option(128, "corpus task: tokens per training / perplexity block", min=2)
+    eval_every: int = option(0, "optimizer steps between dev evaluations (0: only at the end)", min=0)
     eval_at_start: bool = option(False, "also evaluate the model before the first step (a baseline in the log)")
-    max_train_examples: int = option(0, "use only the first N training examples or corpus documents (0: all)")
+    max_train_examples: int = option(0, "use only the first N training examples or corpus documents (0: all)", min=0)
     max_eval_examples: int = option(200, "generate for / score only the first N dev examples, or (corpus) the "
-                                    "first N held-out paragraphs (0: all)")
-    eval_batch_size: int = option(32, "examples per generation or perplexity batch at evaluation")
-    save_every: int = option(100, "optimizer steps between resumable checkpoints (0: none)")
-    keep_last: int = option(2, "checkpoints kept (older ones are deleted)")
-    log_every: int = option(20, "optimizer steps between training-loss lines in metrics.jsonl")
+                                    "first N held-out paragraphs (0: all)", min=0)
+    eval_batch_size: int = option(32, "examples per generation or perplexity batch at evaluation", min=1)
+    save_every: int = option(100, "optimizer steps between resumable checkpoints (0: none)", min=0)
+    keep_last: int = option(2, "checkpoints kept (older ones are deleted)", min=0)
+    log_every: int = option(20, "optimizer steps between training-loss lines in metrics.jsonl", min=1)
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option(
         "no", "auto: bf16/fp16 on GPU, bf16 on CPUs with native bf16; no: fp32")
-    seed: int = option(42, "seed of the data order, dropout and (from scratch) the weights")
-    threads: int = option(0, "torch threads (0: torch's default)")
+    seed: int = option(42, "seed of the data order, dropout and (from scratch) the weights", min=0)
+    threads: int = option(0, "torch threads (0: torch's default)", min=0)
+
+    def check_fields(self) -> None:
+        if self.max_steps == 0 and self.epochs == 0:
+            raise FieldError("epochs", "must be above 0 when max_steps is 0 (nothing would be trained)")
 
 
 @dataclass
@@ -66,7 +72,7 @@ class TextGenData:
     corpus: list[str] = option(["data:corpus/classics/*.txt"], "corpus: text files, folders or globs "
                                "(one paragraph a line; blank lines are skipped)")
     eval_fraction: float = option(0.02, "corpus: share of paragraphs held out for perplexity (chosen by a hash "
-                                  "of file name and paragraph number: the same split every run)")
+                                  "of file name and paragraph number: the same split every run)", min=0, max=1)
     train: str = option("", "pairs: training file (.jsonl, .csv or .tsv)")
     dev: str = option("", "pairs: dev file (generated and scored after training)")
     format: Literal["auto", "csv", "tsv", "jsonl"] = option("auto", "pairs: file format; auto: by extension")
@@ -103,9 +109,9 @@ class GenerateConfig(GenerationOptions):
     text: list[str] = option([], "prompts, `--text A B C` (T5: the source; GPT-Neo: the text to continue)")
     input: str = option("", "a .jsonl file of prompts, one {\"text\": ...} a line")
     out: str = option("", ".jsonl file to write {text, generated} to (default: print)")
-    batch_size: int = option(16, "prompts per generate call")
+    batch_size: int = option(16, "prompts per generate call", min=1)
     providers: str = option("cpu", "export folders: ONNX Runtime providers (auto, cpu, cuda, tensorrt)")
-    threads: int = option(0, "torch / ONNX Runtime threads (0: default)")
+    threads: int = option(0, "torch / ONNX Runtime threads (0: default)", min=0)
 
     def options(self) -> GenerationOptions:
         return GenerationOptions(**{f.name: getattr(self, f.name) for f in fields(GenerationOptions)})

@@ -109,12 +109,12 @@ def checkpoint_family(name: str) -> tuple[Path, str]:
     """(folder, family) of a checkpoint folder, a run folder (its model/), a preset with a checkpoint or a hub id."""
     from transformers import AutoConfig
 
-    from ..models.load import _local_folder, family_of
+    from ..models.load import family_of, model_folder
 
     path = Path(name)
     if (path / "model" / "config.json").is_file():
         path = path / "model"
-    folder = path if path.is_dir() else _local_folder(name, None)
+    folder = path if path.is_dir() else model_folder(name, None)
     return folder, family_of(AutoConfig.from_pretrained(folder))
 
 

@@ -182,35 +182,60 @@ def extract_regions(image, boxes: str = "grid", encoder: str = "stats", grid: in
 def load_region_features(path: str | Path, max_regions: int = MAX_REGIONS) -> RegionFeatures:
     """Precomputed (n, 2054) region features from .npy, .npz (key `features`) or .safetensors (tensor `features`,
     or the only tensor). More than `max_regions` rows keeps the first ones (detectors sort by confidence), as
-    Oscar truncates to its max_img_seq_length. Boxes are read back from the geometry dims (normalised units)."""
+    Oscar truncates to its max_img_seq_length. Boxes are read back from the geometry dims (normalised units).
+    A damaged file, a non-numeric array, another shape, no regions, or a NaN/infinite value (after the cast to
+    float32) is a ValueError naming the file, and the region and dimension where a value is bad."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not a region-feature file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such region-feature file")
+    feats = _read_array(path)
+    if feats.dtype.kind not in "iuf":
+        raise ValueError(f"{path}: region features must be numbers, got an array of {feats.dtype}")
+    if feats.ndim != 2 or feats.shape[1] != FEATURE_DIM:
+        raise ValueError(f"{path}: region features must be (regions, {FEATURE_DIM}) = 2048 appearance + 6 box "
+                         f"geometry, got shape {feats.shape}")
+    if not len(feats):
+        raise ValueError(f"{path}: no regions (an array of shape {feats.shape})")
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused just below
+        feats = np.asarray(feats, dtype=np.float32)  # every row checked, also those cut below: the file is bad
+    bad = np.argwhere(~np.isfinite(feats))
+    if len(bad):
+        region, dim = (int(i) for i in bad[0])
+        part = f"appearance dim {dim}" if dim < APPEARANCE_DIM else f"box-geometry dim {dim - APPEARANCE_DIM}"
+        raise ValueError(f"{path}: region {region}, {part}: {feats[region, dim]} is not a finite number "
+                         f"({len(bad)} such value(s) in all)")
+    feats = feats[:max_regions]
+    return RegionFeatures(feats=feats, boxes=feats[:, APPEARANCE_DIM: APPEARANCE_DIM + 4].copy(),
+                          source=f"precomputed features from {path}")
+
+
+def _read_array(path: Path) -> np.ndarray:
+    """The feature array of a .npy, .npz or .safetensors file; a damaged or pickled file is a ValueError."""
+    import zipfile
+
+    from safetensors import SafetensorError
+
     try:
         if path.suffix == ".npy":
-            feats = np.load(path, allow_pickle=False)
-        elif path.suffix == ".npz":
+            return np.load(path, allow_pickle=False)
+        if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as archive:
                 if "features" not in archive:
                     raise ValueError(f"{path}: no array named 'features' (found {sorted(archive.files)})")
-                feats = archive["features"]
-        elif path.suffix == ".safetensors":
+                return archive["features"]
+        if path.suffix == ".safetensors":
             from safetensors.numpy import load_file
 
             tensors = load_file(str(path))
             if "features" not in tensors and len(tensors) != 1:
                 raise ValueError(f"{path}: no tensor named 'features' (found {sorted(tensors)})")
-            feats = tensors.get("features", next(iter(tensors.values())))
-        else:
-            raise ValueError(f"{path}: region features must be .npy, .npz or .safetensors")
-    except (OSError, ValueError) as e:
+            return tensors.get("features", next(iter(tensors.values())))
+        raise ValueError(f"{path}: region features must be .npy, .npz or .safetensors")
+    except ValueError as e:
         if str(path) in str(e):
             raise
         raise ValueError(f"{path}: cannot read region features ({e})") from e
-    feats = np.asarray(feats, dtype=np.float32)
-    if feats.ndim != 2 or feats.shape[1] != FEATURE_DIM:
-        raise ValueError(f"{path}: region features must be (regions, {FEATURE_DIM}) = 2048 appearance + 6 box "
-                         f"geometry, got shape {feats.shape}")
-    feats = feats[:max_regions]
-    return RegionFeatures(feats=feats, boxes=feats[:, APPEARANCE_DIM: APPEARANCE_DIM + 4].copy(),
-                          source=f"precomputed features from {path}")
+    except (OSError, EOFError, zipfile.BadZipFile, SafetensorError) as e:
+        raise ValueError(f"{path}: cannot read region features ({type(e).__name__}: {e})") from e
