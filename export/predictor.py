@@ -10,6 +10,10 @@ question answering {"question", "context"}; fill-mask {"text" with [MASK]}; toke
 T5 / GPT {"text"}. Features are built by `mengzi.finetune.encoding` (the functions fine-tuning evaluated with),
 batched by length with padding to the longest in the batch, and decoded by the same code (labels, CMRC spans,
 choices). `predict_dataset` returns the raw per-example predictions the CLUE submission writers take.
+
+Texts that only count up to max_seq_len tokens are cut by characters before tokenising, keeping exactly the tokens
+that count (`FastTokenizer.head`): a 900 kB record costs what its first few thousand characters cost. An export of
+a run knows whether its model reads pairs; then a single text (or a pair given to a single-text model) is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from .session import ExportError, choose_providers, make_session, read_manifest
 from .tokenize import FastTokenizer
 
 _DEFAULT_MAX_LEN = 512
+# record fields per head kind (what `validate` reads); a `mengzi finetune` export maps them to its own column names
+FIELDS = {"classification": ("text", "text_pair"), "multiple_choice": ("context", "question", "choices"),
+          "span": ("question", "context")}
+# text fields that only count up to max_seq_len tokens, cut by characters before tokenising (`FastTokenizer.head`);
+# spans read their whole context in windows and choices centre on a blank, so those keep their text
+CUT_FIELDS = {"classification": ("text", "text_pair"), "fill_mask": ("text",), "token_classification": ("text",)}
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -33,13 +43,13 @@ def _softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _need_str(record: dict, key: str, optional: bool = False) -> None:
+def _need_str(record: dict, key: str, optional: bool = False, names: dict | None = None) -> None:
     value = record.get(key)
     if value is None and optional:
         return
     if not isinstance(value, str) or not value.strip():
         got = "missing" if value is None else f"{type(value).__name__} {value!r:.40}"
-        raise ValueError(f"field {key!r}: expected a non-empty string, got {got}")
+        raise ValueError(f"field {(names or {}).get(key, key)!r}: expected a non-empty string, got {got}")
 
 
 class Predictor:
@@ -57,6 +67,10 @@ class Predictor:
         self.doc_stride = int(task.get("doc_stride") or 128)
         self.max_answer_len = int(task.get("max_answer_len") or 64)
         self.labels = self.manifest.get("labels")
+        # the columns the model was fine-tuned on (`mengzi predict --input` reads those), and whether it reads pairs:
+        # True (a single text is refused), False (a pair is refused) or None (unknown: either)
+        self.fields = {f: f for f in FIELDS.get(self.head.kind, ("text",))} | (task.get("fields") or {})
+        self.pair = task.get("pair")
         self.generation = generation
         if self.head.generative:
             from .generation import OnnxGenerator
@@ -77,29 +91,39 @@ class Predictor:
         return {"head": self.head.name, "task": (self.manifest.get("task") or {}).get("name"),
                 "labels": self.labels, "precision": self.manifest.get("precision"),
                 "optimized": self.manifest.get("optimized"), "providers": self.providers,
-                "max_seq_len": self.max_seq_len, "files": self.manifest["files"], "source": self.manifest.get("source")}
+                "max_seq_len": self.max_seq_len, "files": self.manifest["files"], "source": self.manifest.get("source"),
+                "pair": self.pair}
 
-    def validate(self, record) -> None:
-        """Raise ValueError naming the field when `record` is not what this head reads."""
+    def validate(self, record, names: dict | None = None) -> None:
+        """Raise ValueError naming the field when `record` is not what this head reads. `names`: record field ->
+        the name to say in the message (a user file's column)."""
         if not isinstance(record, dict):
             raise ValueError(f"expected an object, got {type(record).__name__}")
-        kind = self.head.kind
+        kind, names = self.head.kind, names or {}
         if kind == "classification":
-            _need_str(record, "text")
-            _need_str(record, "text_pair", optional=True)
+            _need_str(record, "text", names=names)
+            pair = names.get("text_pair", "text_pair")
+            if self.pair and record.get("text_pair") is None:
+                raise ValueError(f"field {pair!r} is missing: this model was fine-tuned on pairs of texts; a single "
+                                 "text would be predicted wrongly")
+            if self.pair is False and record.get("text_pair") is not None:
+                raise ValueError(f"field {pair!r}: this model was fine-tuned on single texts, not pairs")
+            _need_str(record, "text_pair", optional=True, names=names)
         elif kind == "multiple_choice":
-            _need_str(record, "context")
-            _need_str(record, "question", optional=True)
+            _need_str(record, "context", names=names)
+            _need_str(record, "question", optional=True, names=names)
             choices = record.get("choices")
             if not isinstance(choices, list) or len(choices) < 2 or not all(isinstance(c, str) for c in choices):
-                raise ValueError(f"field 'choices': expected a list of at least 2 strings, got {choices!r:.60}")
+                raise ValueError(f"field {names.get('choices', 'choices')!r}: expected a list of at least 2 strings, "
+                                 f"got {choices!r:.60}")
         elif kind == "span":
-            _need_str(record, "question")
-            _need_str(record, "context")
+            _need_str(record, "question", names=names)
+            _need_str(record, "context", names=names)
         else:
-            _need_str(record, "text")
+            _need_str(record, "text", names=names)
             if kind == "fill_mask" and "[MASK]" not in record["text"]:
-                raise ValueError("field 'text': a fill-mask model needs at least one [MASK] in the text")
+                raise ValueError(f"field {names.get('text', 'text')!r}: a fill-mask model needs at least one [MASK] "
+                                 "in the text")
 
     # ------------------------------------------------------------------------------------------------- running
     def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -138,6 +162,7 @@ class Predictor:
             except ValueError as e:
                 raise ValueError(f"record {i}: {e}") from None
         kind = self.head.kind
+        records = [self._cut(r) for r in records]
         if self.head.generative:
             texts = self.generator.generate([r["text"] for r in records], **self.generation)
             return [{"text": t} for t in texts]
@@ -180,6 +205,11 @@ class Predictor:
         return [{"answer": s["text"], "score": s["score"],
                  "start": s["n_best"][0]["start"] if s["n_best"] else -1,
                  "end": s["n_best"][0]["end"] if s["n_best"] else -1} for s in spans]
+
+    def _cut(self, record: dict) -> dict:
+        """`record` with its long texts cut by characters, the same tokens kept (see `CUT_FIELDS`)."""
+        fields = [f for f in CUT_FIELDS.get(self.head.kind, ()) if isinstance(record.get(f), str)]
+        return record | {f: self.tokenizer.head(record[f], self.max_seq_len) for f in fields} if fields else record
 
     def _label(self, index: int) -> str:
         return str(self.labels[index]) if self.labels and index < len(self.labels) else str(index)

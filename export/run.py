@@ -2,7 +2,13 @@
 
     mengzi export runs/clue/afqmc --out exports/afqmc --optimize --quantize int8 --check-data dev
     mengzi predict exports/afqmc --text 花呗怎么还款 --text-pair 花呗如何还钱
+    mengzi predict exports/reviews --input test.csv --out predictions.jsonl   # {"id", "label", "probabilities", ...}
     mengzi predict exports/afqmc --clue --out predictions/     # the CLUE test files, official format
+
+`--input` reads CSV, TSV or JSONL with the column names the model was fine-tuned on (a `mengzi finetune` run's
+`--dataset.text review` is read from `review`; otherwise the record fields of `Predictor`), and writes one JSON line
+per record carrying its id (`--id`, else the run's id column, else `id` when the file has one, else the 0-based row
+index, as `mengzi finetune` numbers test rows). Every record is checked before anything is predicted or written.
 
 The export folder is written atomically (a temp folder renamed at the end), after both gates passed. Configs are
 torch-free so the command line loads fast; the work imports torch only when exporting.
@@ -22,6 +28,7 @@ from mengzi.config import ConfigError, option
 from .session import ExportError
 
 log = logging.getLogger("mengzi.export")
+OPTIONAL = ("text_pair", "question")  # record fields a model may go without
 
 
 @dataclass
@@ -58,7 +65,12 @@ class PredictConfig:
     text_pair: list[str] = option([], "second texts of pairs, one per --text")
     question: str = option("", "question answering: the question (--text is the context)")
     choices: list[str] = option([], "multiple choice: the choices (--text is the context)")
-    input: str = option("", "a .jsonl file of records to predict (fields as the head reads them)")
+    input: str = option("", "a CSV, TSV or JSONL file of records to predict (columns as the model was fine-tuned)")
+    format: Literal["auto", "csv", "tsv", "tsv-quoted", "jsonl", "json"] = option(
+        "auto", "--input format; auto: by extension (TSV is read without quoting; tsv-quoted: with CSV's quoting)")
+    encoding: str = option("utf-8", "--input text encoding (e.g. gbk, gb18030); a UTF-8 BOM is always accepted")
+    id: str = option("", "--input: the id column copied into each output (default: the run's id column, else `id` "
+                     "when present, else the row index)")
     clue: bool = option(False, "predict the CLUE test files of the export's task, written in the official format")
     data_dir: str = option("", "CLUE root for --clue (default: the run's)")
     out: str = option("", "--input: .jsonl to write (default stdout); --clue: folder for <task>_predict.json")
@@ -75,14 +87,14 @@ def _source(cfg: ExportConfig) -> tuple[Path, dict]:
     """(model folder, run info) for a model folder, a run folder (holding model/ and config.yaml) or a hub id."""
     import yaml
 
-    from mengzi.models.load import _local_folder
+    from mengzi.models.load import model_folder
 
     path = Path(cfg.model)
     if (path / "model" / "config.json").is_file():
         run = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) if (path / "config.yaml").is_file() \
             else {}
         return path / "model", {"run": str(path), **(run or {})}
-    return _local_folder(cfg.model, None), {}
+    return model_folder(cfg.model, None), {}
 
 
 def _check_dataset(cfg: ExportConfig, run: dict, head, labels):
@@ -133,7 +145,7 @@ def export_model(cfg: ExportConfig) -> Path:
     task_info = {"name": run.get("task") or config.get("mengzi_task"), "kind": head.kind, "max_seq_len": seq,
                  "doc_stride": int(train.get("doc_stride") or 128),
                  "max_answer_len": int(train.get("max_answer_len") or 64),
-                 "data_dir": run.get("data_dir"), "files": run.get("files") or {}}
+                 "data_dir": run.get("data_dir"), "files": run.get("files") or {}, **_record_fields(run, head.kind)}
     id2label = config.get("id2label") or {}
     labels = [id2label[str(i)] for i in range(len(id2label))] if head.kind == "classification" or \
         head.kind == "token_classification" else None
@@ -176,6 +188,26 @@ def export_model(cfg: ExportConfig) -> Path:
                       f"{r['onnx'][r['metric']]:.4g} ratio {r['ratio']:.4f} "
                       f"{'passed' if r['passed'] else 'FAILED (written with --allow-metric-drop)'}")
     return Path(cfg.out)
+
+
+def _record_fields(run: dict, kind: str) -> dict:
+    """What `mengzi predict --input` needs to read records as the run did: record field -> the user's column
+    (`fields`), the id column (`id_field`), and whether the model reads pairs (`pair`: a single text given to a pair
+    model, or a pair to a single-text one, is refused). Empty for a bare model folder: nothing is known."""
+    if run.get("dataset"):  # a `mengzi finetune` run on user data
+        from mengzi.config import from_dict
+        from mengzi.finetune.userdata import DataFiles
+
+        files = from_dict(DataFiles, run["dataset"])
+        names = {"classification": ("text", "text_pair"), "multiple_choice": ("context", "question", "choices"),
+                 "span": ("context", "question")}.get(kind, ())
+        return {"fields": {n: getattr(files, n) for n in names if getattr(files, n)}, "id_field": files.id or None,
+                "pair": bool(files.text_pair) if kind == "classification" else None}
+    if run.get("task") and kind == "classification":  # a CLUE run: the shared schema's names
+        from mengzi.clue.examples import TEXT_FIELDS
+
+        return {"pair": run["task"] == "csl" or TEXT_FIELDS.get(run["task"], (None, None))[1] is not None}
+    return {}
 
 
 def _family(config: dict) -> str:
@@ -272,15 +304,17 @@ def predict(cfg: PredictConfig):
     from .predictor import Predictor
 
     if not cfg.model:
-        raise ConfigError("mengzi predict EXPORT_DIR --text ... (or --input FILE.jsonl, or --clue)")
+        raise ConfigError("mengzi predict EXPORT_DIR --text ... (or --input FILE, or --clue)")
     predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads, batch_size=cfg.batch_size,
                           max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams)  # encoder heads ignore these
     if cfg.clue:
         return predict_clue(predictor, cfg)
-    records = _records(cfg, predictor)
+    ids, records = _input_records(cfg, predictor) if cfg.input else (None, _records(cfg, predictor))
     started = time.perf_counter()
     results = predictor.predict(records)
     seconds = time.perf_counter() - started
+    if ids is not None:
+        results = [{"id": i, **r} for i, r in zip(ids, results)]
     emit_json_lines(results, cfg.out, "predictions", f" ({len(results) / max(seconds, 1e-9):.1f}/s)")
     return results
 
@@ -297,22 +331,48 @@ def emit_json_lines(rows: list[dict], out: str, what: str, note: str = "") -> No
         print("\n".join(lines))
 
 
+def _input_records(cfg: PredictConfig, predictor) -> tuple[list, list[dict]]:
+    """(ids, records) of `--input`, read with the fine-tuned column names and all checked before any prediction:
+    a bad record is a DataError naming file, line and column."""
+    from mengzi.tabular import DataError, read_records
+
+    rows = read_records(cfg.input, cfg.format, cfg.encoding)  # never empty
+    info = predictor.manifest.get("task") or {}
+    id_field = cfg.id or info.get("id_field") or ("id" if "id" in rows[0][1] else "")
+    names = predictor.fields  # record field -> the file's column
+    ids, records = [], []
+    for index, (line, row) in enumerate(rows):
+        where = f"{cfg.input}:{line}"
+        if id_field and row.get(id_field) in (None, ""):
+            raise DataError(f"{where}: field {id_field!r} (the id) is missing or empty; columns: {sorted(row)}")
+        record = {}
+        for field, column in names.items():
+            required = field not in OPTIONAL or (field == "text_pair" and predictor.pair)
+            columns = column.split(",") if field == "choices" else [column]  # choices may span columns A,B,C,D
+            missing = [c for c in columns if c not in row]
+            if missing and required:
+                raise DataError(f"{where}: field {missing[0]!r} is missing; columns here: {sorted(row)}")
+            if missing or (not required and row[column] == ""):  # an empty optional cell: CSV's way to leave it out
+                continue
+            record[field] = [row[c] for c in columns] if len(columns) > 1 else row[column]
+        if isinstance(record.get("choices"), str):  # a CSV cell holding a JSON list
+            try:
+                record["choices"] = json.loads(record["choices"])
+            except (json.JSONDecodeError, RecursionError):
+                raise DataError(f"{where}: field {names['choices']!r}: expected a JSON list of choices") from None
+        try:
+            predictor.validate(record, names)
+        except ValueError as e:
+            raise DataError(f"{where}: {e}") from None
+        ids.append(row[id_field] if id_field else index)
+        records.append(record)
+    return ids, records
+
+
 def _records(cfg: PredictConfig, predictor) -> list[dict]:
-    if cfg.input:
-        records = []
-        with open(cfg.input, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                    predictor.validate(record)
-                except (json.JSONDecodeError, ValueError) as e:
-                    raise ValueError(f"{cfg.input}:{number}: {e}") from None
-                records.append(record)
-        return records
+    """Records from --text (and --text-pair, --question, --choices)."""
     if not cfg.text:
-        raise ConfigError("give --text (or --input FILE.jsonl, or --clue)")
+        raise ConfigError("give --text (or --input FILE, or --clue)")
     kind = predictor.head.kind
     if kind == "span":
         return [{"question": cfg.question, "context": t} for t in cfg.text]
@@ -320,6 +380,10 @@ def _records(cfg: PredictConfig, predictor) -> list[dict]:
         return [{"context": t, "choices": list(cfg.choices)} for t in cfg.text]
     if cfg.text_pair and len(cfg.text_pair) != len(cfg.text):
         raise ConfigError(f"{len(cfg.text)} --text but {len(cfg.text_pair)} --text-pair")
+    if kind == "classification" and predictor.pair and not cfg.text_pair:
+        raise ConfigError("this model was fine-tuned on pairs of texts: give a --text-pair for each --text")
+    if kind == "classification" and predictor.pair is False and cfg.text_pair:
+        raise ConfigError("this model was fine-tuned on single texts: drop --text-pair")
     pairs = cfg.text_pair or [None] * len(cfg.text)
     records = [{"text": t} | ({"text_pair": p} if p else {}) for t, p in zip(cfg.text, pairs)]
     for i, r in enumerate(records):

@@ -6,23 +6,31 @@
                    {"inputs": record}        -> 200 {"outputs": [result]}        one record: still a list
 
 The body is a JSON object whose only key is "inputs" (a bare record is refused, so a typo like "input" is an
-error, not a record); UTF-8; Content-Type, when sent, must be application/json. Every error is JSON
-{"error": "reason"}: 400 bad JSON (line, column), missing or unknown keys, a record failing `validate` (its index
-and why); 411 no Content-Length; 413 a body over max_request_bytes (judged from Content-Length, before reading) or
-over max_request_records records; 415 another content type; 404 unknown path; 405 wrong method (with Allow);
-503 queue full (with Retry-After) or shutting down; 500 only when the predictor itself fails (logged).
+error, not a record); UTF-8. Content-Type may be absent, application/json (or */*+json), or the form type that
+`curl -d` sends by default: the body is parsed as JSON whatever it says. Every error is JSON {"error": "reason"}:
+400 bad JSON (line, column), missing or unknown keys, a record failing `validate` (its index and why); 411 no
+Content-Length; 413 a body over max_request_bytes (judged from Content-Length, before reading) or over
+max_request_records records; 415 another content type (multipart, text/plain, ...); 404 unknown path; 405 wrong
+method (with Allow); 503 queue full (with Retry-After) or shutting down; 500 only when the predictor itself fails
+(logged).
 
-Batching: request threads validate their records, then queue them; one worker thread takes up to max_batch
-records, waiting at most max_wait_ms after the oldest queued record arrived, calls `predictor.predict` once and
-routes each result back to its request. A request larger than max_batch spans several batches. The queue holds at
-most max_queue records; past that, requests are refused (503) instead of piling up threads and latency.
-`predictor.validate` is called from many request threads at once; `predict` only from the worker.
+Batching (`batcher.py`): request threads validate their records, then queue them; one worker thread predicts
+batches of up to max_batch records, waiting at most max_wait_ms to fill one. The queue holds at most max_queue
+records; past that, requests are refused (503) instead of piling up threads and latency. `predictor.validate` is
+called from many request threads at once; `predict` only from the worker.
 
-No authentication and no TLS: it binds 127.0.0.1 by default and warns when asked to bind anything else.
+Stopping (SIGTERM or Ctrl-C; a second one hurries): the server keeps accepting connections but answers new
+requests 503 "shutting down"; requests already being predicted or queued are answered within grace_seconds, and
+whatever is still queued then gets 503. Then it stops accepting, lets the last replies go out, and exits 0.
+
+No authentication and no TLS: it binds 127.0.0.1 by default and warns when asked to bind anything else. A port in
+use (or an address this machine lacks) is a one-line error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import ipaddress
 import json
 import logging
@@ -31,17 +39,18 @@ import socket
 import socketserver
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from ..config import option
+from ..config import ConfigError, option
+from .batcher import Batcher, BatcherClosed, PredictError, QueueFull
 
 log = logging.getLogger(__name__)
 
 ROUTES = {"/health": "GET", "/info": "GET", "/predict": "POST"}
-SUMMARY_EVERY = 60.0  # seconds between INFO summaries (only when there was traffic)
 DRAIN_BYTES, DRAIN_SECONDS = 16 << 20, 2.0  # how much of an unwanted body we read before closing (see _drain)
+FORM_TYPES = ("application/x-www-form-urlencoded",)  # what `curl -d` sends unless told otherwise
+LAST_REPLIES_SECONDS = 2.0  # after the accept loop stopped: how long connections already accepted may take to reply
 JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
@@ -57,148 +66,8 @@ class ServeConfig:
     max_queue: int = option(4096, "most records waiting for the model; more gets 503 (backpressure)")
     providers: str = option("auto", "ONNX Runtime providers: auto (TensorRT > CUDA > CPU), or cpu, cuda, tensorrt")
     threads: int = option(0, "ONNX Runtime intra-op threads (0: its default)")
-
-
-class QueueFull(RuntimeError):
-    """The batcher's queue has no room for this request (HTTP 503)."""
-
-
-class BatcherClosed(RuntimeError):
-    """The server is shutting down (HTTP 503)."""
-
-
-class PredictError(RuntimeError):
-    """`predictor.predict` raised or returned the wrong number of results (HTTP 500)."""
-
-
-class _Job:
-    """One request's records on their way through the queue; the worker fills `results` and sets `done`."""
-
-    def __init__(self, records: list[dict]):
-        self.records, self.results = records, [None] * len(records)
-        self.pending, self.error = len(records), None
-        self.done, self.t0 = threading.Event(), time.monotonic()
-
-
-class Batcher:
-    """Collects records from concurrent requests into batches for one worker thread (see the module doc)."""
-
-    def __init__(self, predictor, max_batch: int = 32, max_wait_ms: float = 5.0, max_queue: int = 4096):
-        self.predictor, self.max_batch, self.max_queue = predictor, max_batch, max_queue
-        self.max_wait = max_wait_ms / 1000
-        self._queue: deque[tuple[_Job, int]] = deque()  # (job, record index): a request's records stay together
-        self._cond = threading.Condition()
-        self._closed = False
-        self._stats = {"requests": 0, "records": 0, "batches": 0, "rejected": 0, "failed_batches": 0}
-        self._summarised, self._last_summary = 0, time.monotonic()
-        self._thread = threading.Thread(target=self._run, name="mengzi-batcher", daemon=True)
-
-    def start(self) -> Batcher:
-        self._thread.start()
-        return self
-
-    def submit(self, records: list[dict]) -> list:
-        """Queue `records`, block until all are predicted, return their results in order."""
-        if not records:
-            return []
-        job = _Job(records)
-        with self._cond:
-            if self._closed:
-                raise BatcherClosed("server is shutting down")
-            # all or nothing: a half-queued request would hold queue room while its answer is already a 503
-            if len(self._queue) + len(records) > self.max_queue:
-                self._stats["rejected"] += 1
-                raise QueueFull(f"server busy: {len(self._queue)} records queued, {len(records)} more would exceed "
-                                f"max_queue={self.max_queue}; retry later")
-            self._queue.extend((job, i) for i in range(len(records)))
-            self._stats["requests"] += 1
-            self._cond.notify()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return job.results
-
-    def stats(self) -> dict:
-        with self._cond:
-            s = dict(self._stats, queued=len(self._queue))
-        s["mean_batch"] = round(s["records"] / s["batches"], 2) if s["batches"] else 0.0
-        return s
-
-    def close(self) -> None:
-        """Stop the worker after its current batch; requests still queued get 503."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        if self._thread.is_alive():
-            self._thread.join()
-        with self._cond:
-            left, self._queue = self._queue, deque()
-        for job, _ in left:
-            if job.error is None:
-                job.error = BatcherClosed("server is shutting down")
-                job.done.set()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._closed:
-                    self._cond.wait(SUMMARY_EVERY)
-                    self._maybe_summarise()
-                if self._closed:
-                    return
-                batch = self._collect()
-            if batch:
-                self._predict(batch)
-            self._maybe_summarise()
-
-    def _collect(self) -> list[tuple[_Job, int]]:
-        """Up to max_batch queued records (lock held). The wait is measured from when the oldest one arrived, so
-        records that already waited behind a busy model go straight in."""
-        deadline = self._queue[0][0].t0 + self.max_wait
-        batch: list[tuple[_Job, int]] = []
-        while len(batch) < self.max_batch:
-            if self._queue:
-                job, i = self._queue.popleft()
-                if job.error is None:  # skip the rest of a request whose earlier batch failed
-                    batch.append((job, i))
-                continue
-            left = deadline - time.monotonic()
-            if left <= 0 or self._closed:
-                break
-            self._cond.wait(left)
-        return batch
-
-    def _predict(self, batch: list[tuple[_Job, int]]) -> None:
-        records = [job.records[i] for job, i in batch]
-        try:
-            results = self.predictor.predict(records)
-            if len(results) != len(records):
-                raise RuntimeError(f"predictor returned {len(results)} results for {len(records)} records")
-        except Exception as e:
-            log.exception("prediction failed on a batch of %d records", len(records))
-            with self._cond:
-                self._stats["failed_batches"] += 1
-            for job in {id(job): job for job, _ in batch}.values():
-                job.error = PredictError(f"prediction failed: {type(e).__name__}: {e}")
-                job.done.set()
-            return
-        for (job, i), result in zip(batch, results):
-            job.results[i] = result
-            job.pending -= 1
-            if job.pending == 0:
-                job.done.set()
-        with self._cond:
-            self._stats["records"] += len(records)
-            self._stats["batches"] += 1
-
-    def _maybe_summarise(self) -> None:
-        if time.monotonic() - self._last_summary < SUMMARY_EVERY or self._stats["requests"] == self._summarised:
-            return
-        s = self.stats()
-        log.info("served %d requests, %d records in %d batches (mean batch %.1f), %d refused as busy, %d batches "
-                 "failed", s["requests"], s["records"], s["batches"], s["mean_batch"], s["rejected"],
-                 s["failed_batches"])
-        self._summarised, self._last_summary = s["requests"], time.monotonic()
+    grace_seconds: float = option(10.0, "on SIGTERM / Ctrl-C: how long requests already received may take to be "
+                                  "answered; what is still queued then gets 503", min=0)
 
 
 class _Reject(Exception):
@@ -224,9 +93,17 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go out as two writes; Nagle would hold the body ~40 ms
 
     def _dispatch(self) -> None:
+        with self.server.request_started(self.request):
+            self._answer()
+
+    def _answer(self) -> None:
         method, self._body_read = self.command, False
         path = self.path.split("?", 1)[0]
         try:
+            if self.server.draining:
+                with self.server._state:
+                    self.server.refused_stopping += 1
+                raise _Reject(503, "server is shutting down", {"Retry-After": "1"})
             if path not in ROUTES:
                 raise _Reject(404, f"no such path {path!r}; paths: {', '.join(ROUTES)}")
             if method != ROUTES[path]:
@@ -257,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         media = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
+        if media != "application/json" and not media.endswith("+json") and media not in FORM_TYPES:
             raise _Reject(415, f"Content-Type {media!r} is not supported; send application/json")
         if "Transfer-Encoding" in self.headers:
             raise _Reject(411, "chunked bodies are not supported; send Content-Length")
@@ -321,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
         unread = not self._body_read and bool(self._declared_length())
         if unread or "Transfer-Encoding" in self.headers:
             self.close_connection = True  # the unread body would be parsed as the next request
+        if self.server.draining:
+            self.close_connection = True  # no next request on this connection: the server is stopping
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -363,6 +242,12 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], predictor, batcher: Batcher, cfg: ServeConfig):
         self.predictor, self.batcher, self.cfg = predictor, batcher, cfg
+        self.draining, self.refused_stopping = False, 0  # set by drain(): new requests get 503 (counted)
+        # connections accepted whose first request has not started yet, and requests being answered: what a
+        # stopping server waits for (idle keep-alive connections are neither)
+        self._fresh: set[int] = set()
+        self._active = 0
+        self._state = threading.Condition()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -376,6 +261,41 @@ class _Server(ThreadingHTTPServer):
         limits = {k: getattr(self.cfg, k) for k in ("max_batch", "max_wait_ms", "max_request_records",
                                                     "max_request_bytes", "max_queue")}
         return {**self.predictor.info(), "server": limits, "stats": self.batcher.stats()}
+
+    def process_request(self, request, client_address):  # the accept loop's thread
+        with self._state:
+            self._fresh.add(id(request))
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):  # the connection's thread
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._state:
+                self._fresh.discard(id(request))
+                self._state.notify_all()
+
+    @contextlib.contextmanager
+    def request_started(self, connection):
+        with self._state:
+            self._fresh.discard(id(connection))
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._state:
+                self._active -= 1
+                self._state.notify_all()
+
+    def wait_until(self, quiet, deadline: float, hurry: threading.Event | None = None) -> bool:
+        """Wait until `quiet(fresh connections, active requests)` holds, the deadline passes or `hurry` is set."""
+        with self._state:
+            while not quiet(len(self._fresh), self._active):
+                left = deadline - time.monotonic()
+                if left <= 0 or (hurry is not None and hurry.is_set()):
+                    return False
+                self._state.wait(min(left, 0.1))
+        return True
 
 
 def is_loopback(host: str) -> bool:
@@ -408,34 +328,68 @@ def make_server(predictor, cfg: ServeConfig) -> tuple[ThreadingHTTPServer, Batch
     return server, batcher
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+def drain(server: _Server, batcher: Batcher, grace: float, hurry: threading.Event | None = None) -> None:
+    """Stop `server` (running `serve_forever` in another thread) without dropping a request: new requests get 503,
+    those already taken are answered within `grace` seconds (what is still queued then gets 503), then the accept
+    loop stops and the connections it accepted get their replies (bounded). `hurry` set: skip the grace."""
+    server.draining = True
+    answered = server.wait_until(lambda fresh, active: active == 0, time.monotonic() + grace, hurry)
+    batcher.close(timeout=None if answered else 0.0)
+    server.shutdown()  # stops accepting; connections the kernel queued meanwhile are refused at server_close()
+    server.wait_until(lambda fresh, active: fresh == 0 and active == 0, time.monotonic() + LAST_REPLIES_SECONDS)
+
+
+def bind_error(host: str, port: int, error: OSError) -> str:
+    """One line for a failed bind."""
+    if error.errno == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use (another server?); choose another with --port"
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return f"no permission to bind port {port} on {host} (ports below 1024 need privileges); choose --port"
+    if error.errno == errno.EADDRNOTAVAIL or isinstance(error, socket.gaierror):
+        return f"cannot bind {host}: not an address of this machine ({error.strerror or error})"
+    return f"cannot bind {host}:{port}: {error.strerror or error}"
 
 
 def serve(cfg: ServeConfig) -> None:
-    """Load the export folder, serve until Ctrl-C, shut down cleanly."""
+    """Load the export folder, serve until SIGTERM or Ctrl-C, then drain (see the module doc) and return."""
     if not cfg.model:
         raise ValueError("--model is required: an export folder written by `mengzi export`")
     from .predictor import Predictor  # lazily: the module stays importable (and testable) without a model runtime
 
     predictor = Predictor(cfg.model, providers=cfg.providers, threads=cfg.threads)
-    server, batcher = make_server(predictor, cfg)
+    try:
+        server, batcher = make_server(predictor, cfg)
+    except OSError as e:
+        raise ConfigError(bind_error(cfg.host, cfg.port, e)) from None
     host, port = server.server_address[:2]
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     print(f"mengzi serve: {cfg.model} at {url} (POST /predict, GET /info, GET /health); Ctrl-C stops", flush=True)
-    # Both Ctrl-C and SIGTERM (docker stop, systemd, kill) stop cleanly. SIGINT gets an explicit handler because a
-    # process started in the background by a non-interactive shell (`mengzi serve ... &`) inherits it as ignored.
-    # Python delivers signals to the main thread only; serve() called from another thread leaves them alone.
+    # Both Ctrl-C and SIGTERM (docker stop, systemd, kill) drain. SIGINT gets an explicit handler because a process
+    # started in the background by a non-interactive shell (`mengzi serve ... &`) inherits it as ignored. Python
+    # delivers signals to the main thread only; serve() called from another thread leaves them alone.
+    hurry, drainer = threading.Event(), []
+
+    def stop(signum, frame):
+        if drainer:  # a second signal: answer what is left with 503 now
+            hurry.set()
+            return
+        print(f"stopping ({signal.Signals(signum).name}): answering requests already received, at most "
+              f"{cfg.grace_seconds:g} s", flush=True)
+        drainer.append(threading.Thread(target=drain, args=(server, batcher, cfg.grace_seconds, hurry),
+                                        name="mengzi-drain", daemon=True))
+        drainer[0].start()
+
     main = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        print("stopping", flush=True)
+        if drainer:
+            drainer[0].join()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         server.server_close()
-        batcher.close()
+        batcher.close(timeout=0.0)
         s = batcher.stats()
-        print(f"served {s['requests']} requests, {s['records']} records (mean batch {s['mean_batch']})", flush=True)
+        print(f"served {s['requests']} requests, {s['records']} records (mean batch {s['mean_batch']}); "
+              f"503 while stopping: {server.refused_stopping} new requests, {s['closed']} queued", flush=True)

@@ -242,3 +242,38 @@ def test_provider_choice_and_tensorrt_settings(models, tmp_path, monkeypatch):
 class _FakeSession:
     def get_inputs(self):
         return []
+
+
+@pytest.mark.parametrize("head", ["sequence-classification", "fill-mask", "token-classification"])
+def test_long_texts_are_cut_by_characters_with_the_same_predictions(models, tmp_path, head):
+    """A 900 kB record is cut by characters before tokenising (never tokenised whole), and the prediction equals the
+    untruncated one; texts with few tokens per character (spaces, one endless word, English) stay exact too."""
+    from mengzi.export import Predictor
+
+    p = Predictor(_export(models, tmp_path, head), providers="cpu")
+    unit = {"fill-mask": "今天天气很[MASK]。"}.get(head, "这部电影真好看，")
+    cases = [unit * (900_000 // len(unit)),
+             " " * 300_000 + unit * 200,  # spaces make no tokens: the cut widens
+             "a" * 150 + " " + unit * 3000,  # a word past WordPiece's 100 characters is one [UNK]
+             "unbelievably " * 8000 + unit,  # several tokens per English word, the cut lands mid-word
+             unit * 3]  # short: untouched
+    seen = []
+    call = type(p.tokenizer).__call__  # instances cannot override dunders: spy through the class
+
+    def spy(self, text, *args, **kw):
+        seen.extend(len(t) for t in ([text] if isinstance(text, str) else text))
+        seen.extend(len(t) for t in (args[0] if args and isinstance(args[0], list) else []) if isinstance(t, str))
+        return call(self, text, *args, **kw)
+
+    records = [{"text": t} for t in cases]
+    if head == "sequence-classification":
+        records += [{"text": cases[0], "text_pair": "我很喜欢"}, {"text": cases[2], "text_pair": cases[3]}]
+    try:
+        type(p.tokenizer).__call__ = spy
+        got = p.predict(records)
+    finally:
+        type(p.tokenizer).__call__ = call
+    assert max(seen) < len(cases[1]) + 1 < len(cases[0]), max(seen)  # the 900 kB text never reached it whole
+    assert got[0] == p.predict([{"text": cases[0][: 4 * p.max_seq_len]}])[0]
+    p.tokenizer.head = lambda text, tokens: text  # the reference: every text tokenised whole
+    assert got == p.predict(records)

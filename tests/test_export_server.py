@@ -6,7 +6,9 @@ import contextlib
 import http.client
 import json
 import logging
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -185,6 +187,8 @@ def test_content_type_length_paths_and_methods():
     with running(FakePredictor()) as (url, _):
         status, answer = call(url + "/predict", b'{"inputs": []}', headers={"Content-Type": "text/plain"})
         assert status == 415 and "application/json" in answer["error"]
+        status, answer = call(url + "/predict", b"--x\r\n", headers={"Content-Type": "multipart/form-data; boundary=x"})
+        assert status == 415 and "multipart/form-data" in answer["error"]
         status, answer = call(url + "/nope")
         assert status == 404 and "/nope" in answer["error"]
         status, answer = call(url + "/predict")  # GET
@@ -197,6 +201,26 @@ def test_content_type_length_paths_and_methods():
         response = conn.getresponse()
         assert response.status == 411 and "Content-Length" in json.loads(response.read())["error"]
         conn.close()
+
+
+def test_readme_curl_request_with_its_form_content_type_is_answered():
+    """README: `curl -s localhost:8000/predict -d '{"inputs": [...]}'`: curl -d sends a form content type."""
+    body = '{"inputs": [{"text": "花呗怎么还款", "text_pair": "花呗如何还钱"}]}'.encode()
+    with running(FakePredictor()) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("localhost", port, timeout=10)
+        conn.request("POST", "/predict", body, {"Content-Type": "application/x-www-form-urlencoded", "Accept": "*/*"})
+        response = conn.getresponse()
+        assert (response.status, json.loads(response.read())) == (200, {"outputs": [{"label": "long",
+                                                                                   "text": "花呗怎么还款"}]})
+        conn.close()
+        if shutil.which("curl"):  # the README's command itself, on this server's port
+            run = subprocess.run(["curl", "-s", f"localhost:{port}/predict", "-d", body.decode()], capture_output=True,
+                                 text=True, timeout=30)
+            assert json.loads(run.stdout) == {"outputs": [{"label": "long", "text": "花呗怎么还款"}]}, run
+        # a form body that is not JSON still gets the JSON error, with where it broke
+        status, answer = call(url + "/predict", b"text=a", headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 400 and "invalid JSON at line 1" in answer["error"]
 
 
 def test_predictor_failure_is_500_and_server_survives(caplog):
@@ -287,6 +311,86 @@ sys.modules["mengzi.export.predictor"] = fake
 from mengzi.export.server import ServeConfig, serve
 serve(ServeConfig(model="some/export", port=0, providers="cpu", threads=2))
 """
+
+
+def test_a_busy_port_is_one_line_and_no_traceback():
+    code = SERVE_SCRIPT.replace("from mengzi.export.server import ServeConfig, serve\nserve(ServeConfig(",
+                                "from mengzi.cli import main\nsys.exit(main(sys.argv[1:])) #")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([sys.executable, "-c", code, "serve", "some/export", "--port", str(port)],
+                             capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == (f"mengzi serve: error: port {port} on 127.0.0.1 is in use "
+                                                   "(another server?); choose another with --port")
+
+
+LOAD_SCRIPT = """
+import sys, time, types
+fake = types.ModuleType("mengzi.export.predictor")
+class Predictor:
+    def __init__(self, model, providers, threads):
+        pass
+    def info(self):
+        return {"head": "fake"}
+    def validate(self, record):
+        pass
+    def predict(self, records):
+        time.sleep(0.2)  # a slow model: 200 one-record requests in batches of 4 take 10 s, far past the grace
+        return [{"k": r["k"]} for r in records]
+fake.Predictor = Predictor
+sys.modules["mengzi.export.predictor"] = fake
+from mengzi.export.server import ServeConfig, serve
+serve(ServeConfig(model="some/export", port=0, max_batch=4, max_wait_ms=1, grace_seconds=1.0))
+"""
+
+
+def test_sigterm_under_load_answers_every_request_then_exits_0():
+    proc = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    n = 200
+    sent, outcomes = threading.Semaphore(0), [None] * n
+    try:
+        first = proc.stdout.readline()
+        assert " at http://127.0.0.1:" in first, first + proc.stderr.read()
+        port = int(first.split(" at ")[1].split()[0].rsplit(":", 1)[1])
+
+        def client(k):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                conn.request("POST", "/predict", json.dumps({"inputs": [{"k": k}]}),
+                             {"Content-Type": "application/json"})
+                sent.release()
+                response = conn.getresponse()
+                outcomes[k] = (response.status, json.loads(response.read()))
+            except Exception as e:  # a reset, an empty reply: what must not happen
+                outcomes[k] = (type(e).__name__, str(e))
+                sent.release()
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(n)]
+        for t in threads:
+            t.start()
+        for _ in range(n):  # every request is on the wire before the signal: each one is owed a reply
+            assert sent.acquire(timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(60)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    statuses = [o[0] for o in outcomes]
+    assert set(statuses) <= {200, 503}, [o for o in outcomes if o[0] not in (200, 503)][:5]
+    assert statuses.count(200) and statuses.count(503), statuses  # some answered in the grace, the rest refused
+    assert all(body == {"outputs": [{"k": k}]} for k, (status, body) in enumerate(outcomes) if status == 200)
+    assert all("shutting down" in body["error"] for status, body in outcomes if status == 503)
+    assert proc.returncode == 0, err
+    assert "stopping (SIGTERM)" in out
+    new, queued = map(int, out.split("503 while stopping: ")[1].replace(" new requests,", "").split()[:2])
+    assert new + queued == statuses.count(503), out
 
 
 def _ignore_sigint():
