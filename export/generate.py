@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mengzi.config import ConfigError
-from mengzi.textfiles import json_objects
+from mengzi.tabular import SUFFIXES, cell, read_records
 from mengzi.textgen.config import GenerateConfig
 
 from .run import emit_json_lines
@@ -27,12 +27,10 @@ def is_export_folder(path: str | os.PathLike) -> bool:
 
 def _prompts(cfg: GenerateConfig) -> list[str]:
     texts = list(cfg.text)
-    if cfg.input:
-        with open(cfg.input, encoding="utf-8") as f:
-            for number, record in json_objects(cfg.input, f):
-                if not isinstance(record.get("text"), str):
-                    raise ValueError(f"{cfg.input}:{number}: field 'text': expected a string")
-                texts.append(record["text"])
+    if cfg.input:  # JSON lines (any suffix), or a .csv/.tsv/.json file with a `text` field
+        fmt = "auto" if Path(cfg.input).suffix.lower() in SUFFIXES else "jsonl"
+        texts.extend(cell(cfg.input, number, record, "text", empty_ok=False)
+                     for number, record in read_records(cfg.input, fmt, cfg.encoding))
     if not texts:
         raise ConfigError("mengzi generate MODEL --text PROMPT [PROMPT ...] (or --input FILE.jsonl)")
     return texts

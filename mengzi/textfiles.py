@@ -6,16 +6,22 @@ A source says where the text is and how it is laid out:
 * `jsonl` — one JSON record a line, the text in `field` (`.json` files may instead hold one JSON array);
 * `tsv`   — tab-separated columns, the text in `column` (an index, or a name read from the header line).
 
-`auto` picks the format by suffix. Tokenizer training and the pre-training corpus both read through here.
+`auto` picks the format by suffix. Compressed files (`.txt.gz`, `.jsonl.bz2`, `.tsv.xz`, ...) are read through
+their decompressor and laid out by the suffix before it. Tokenizer training and the pre-training corpus both read
+through here.
 Undecodable bytes are replaced and counted; malformed records are skipped and recorded as "file:line: why";
 nothing here crashes a long run on one bad line, and nothing is dropped without being counted.
 """
 
 from __future__ import annotations
 
+import bz2
 import glob
+import gzip
 import json
+import lzma
 import os
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +30,7 @@ from typing import Literal
 from .config import option
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".json", ".tsv")
+COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # suffix -> opener of the bytes inside
 MAX_PROBLEMS = 20
 
 
@@ -31,7 +38,7 @@ MAX_PROBLEMS = 20
 class Source:
     """One input of a corpus: a file, folder or glob and its layout."""
 
-    path: str = option("", "file, folder (recursive: .txt/.jsonl/.json/.tsv) or glob; data:REL is under $DATA")
+    path: str = option("", "file, folder (recursive: .txt/.jsonl/.json/.tsv, also .gz/.bz2/.xz) or glob; data:REL is under $DATA")
     format: Literal["auto", "text", "jsonl", "tsv"] = option(
         "auto", "auto: by suffix (.jsonl/.json records, .tsv columns, anything else plain text)")
     field: str = option("text", "jsonl: the record field holding the text")
@@ -69,7 +76,7 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
         for m in matches:
             p = Path(m)
             if p.is_dir():
-                out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix in TEXT_SUFFIXES))
+                out.extend(sorted(q for q in p.rglob("*") if q.is_file() and inner_suffix(q) in TEXT_SUFFIXES))
             elif p.is_file():
                 out.append(p)
             else:
@@ -77,15 +84,40 @@ def expand(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
+def inner_suffix(path: Path) -> str:
+    """The suffix that says the layout: `.txt` for both `a.txt` and `a.txt.gz`."""
+    suffixes = path.suffixes[-2:]
+    if suffixes and suffixes[-1].lower() in COMPRESSED:
+        return suffixes[0].lower() if len(suffixes) == 2 else ""
+    return path.suffix.lower()
+
+
+def open_bytes(path: Path):
+    """`path` opened for reading bytes, decompressed when its suffix says so."""
+    return COMPRESSED.get(path.suffix.lower(), open)(path, "rb")
+
+
 def format_of(source: Source, path: Path) -> str:
     if source.format != "auto":
         return source.format
-    return {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv"}.get(path.suffix, "text")
+    return {".jsonl": "jsonl", ".json": "jsonl", ".tsv": "tsv"}.get(inner_suffix(path), "text")
 
 
 def iter_file(path: Path, source: Source, stats: ReadStats) -> Iterator[str]:
-    """The documents of one file laid out as `source` says."""
+    """The documents of one file laid out as `source` says. A compressed file that turns out damaged is a problem
+    counted (with the documents read before it), not a crash."""
     stats.files += 1
+    before = stats.lines
+    try:
+        yield from _iter_file(path, source, stats)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+        if path.suffix.lower() not in COMPRESSED:
+            raise
+        stats.problem(f"{path}: damaged {path.suffix} file after {stats.lines - before} documents "
+                      f"({type(e).__name__}: {e})")
+
+
+def _iter_file(path: Path, source: Source, stats: ReadStats) -> Iterator[str]:
     kind = format_of(source, path)
     if kind == "jsonl" and _starts_with(path, b"["):
         yield from _json_array(path, source.field, stats)
@@ -93,7 +125,7 @@ def iter_file(path: Path, source: Source, stats: ReadStats) -> Iterator[str]:
     column: int | None = None
     blank_line_docs = kind == "text" and source.documents == "blank_line"
     paragraph: list[str] = []
-    with open(path, "rb") as f:
+    with open_bytes(path) as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
@@ -122,6 +154,12 @@ def iter_file(path: Path, source: Source, stats: ReadStats) -> Iterator[str]:
                     value = json.loads(line)[source.field]
                 except (json.JSONDecodeError, KeyError, TypeError) as e:
                     stats.problem(f"{path}:{lineno}: field {source.field!r}: {type(e).__name__} {e}")
+                    continue
+                except RecursionError:
+                    stats.problem(f"{path}:{lineno}: JSON nested too deeply to read")
+                    continue
+                except ValueError as e:  # an integer of more than 4,300 digits
+                    stats.problem(f"{path}:{lineno}: not valid JSON ({e})")
                     continue
                 if not isinstance(value, str):
                     stats.problem(f"{path}:{lineno}: field {source.field!r}: not text ({type(value).__name__})")
@@ -174,17 +212,22 @@ def _column_index(source: Source, first_line: str, path: Path) -> int:
 
 
 def _starts_with(path: Path, prefix: bytes) -> bool:
-    with open(path, "rb") as f:
+    with open_bytes(path) as f:
         head = f.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     return head.startswith(prefix)
 
 
 def _json_array(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
     """A whole-file JSON array of records (or of strings)."""
+    with open_bytes(path) as f:
+        text = f.read().decode("utf-8-sig", errors="replace")
     try:
-        records = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
+        records = json.loads(text)
     except json.JSONDecodeError as e:
         stats.problem(f"{path}:{e.lineno}: not valid JSON: {e.msg}")
+        return
+    except (RecursionError, ValueError) as e:
+        stats.problem(f"{path}: not valid JSON ({'nested too deeply to read' if isinstance(e, RecursionError) else e})")
         return
     for i, record in enumerate(records):
         text = record if isinstance(record, str) else record.get(text_field) if isinstance(record, dict) else None
@@ -200,15 +243,8 @@ def _json_array(path: Path, text_field: str, stats: ReadStats) -> Iterator[str]:
 
 def json_objects(name, lines: Iterable[str], error: type[Exception] = ValueError) -> Iterator[tuple[int, dict]]:
     """(line number, object) for each non-blank line of a JSON-lines file. Unlike a corpus `Source`, a line that is
-    not a JSON object stops here with `error("NAME:LINE: why")`: these are task files, where a bad row is a bug to
-    fix rather than noise to count, and callers then only check their own fields."""
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise error(f"{name}:{number}: not a JSON object ({e.msg} at column {e.colno})") from None
-        if not isinstance(value, dict):
-            raise error(f"{name}:{number}: expected a JSON object, got {type(value).__name__}")
-        yield number, value
+    not one strict JSON object stops here with `error("NAME:LINE: why")`: these are task files, where a bad row is a
+    bug to fix rather than noise to count. Users' whole files are better read by `tabular.read_records`."""
+    from .tabular import json_lines
+
+    yield from json_lines(lines, name, error)

@@ -10,12 +10,13 @@ Kinds and the columns they read (names configurable):
                      or the text of the right choice)
     span             context, question -> answer (text; `answer_start` optional, else its first occurrence)
 
-A bad row stops with the file, line and field named. Test predictions go to `RUN/test_predictions.jsonl`.
+Files are read by `mengzi.tabular` (quoted CSV cells, TSV without quoting, BOM, CRLF, `dataset.encoding`); a bad row
+stops with the file, line and field named, before the run folder exists. Train and dev rows must be labelled; test
+labels are optional. Test predictions go to `RUN/test_predictions.jsonl`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass
@@ -24,14 +25,10 @@ from typing import Literal
 
 from .. import atomic
 from ..config import ConfigError, option, save_yaml
-from ..textfiles import json_objects
+from ..tabular import DataError, cell, present, read_records, short, where
 from .config import FinetuneConfig
 
 log = logging.getLogger("mengzi.finetune")
-
-
-class DataError(ValueError):
-    """A row of a user file is unusable; the message names file, line and field."""
 
 
 @dataclass
@@ -39,9 +36,11 @@ class DataFiles:
     train: str = option("", "training file (.csv, .tsv or .jsonl)")
     dev: str = option("", "dev file: best checkpoint and reported metrics")
     test: str = option("", "optional file to predict (labels not needed)")
-    format: Literal["auto", "csv", "tsv", "jsonl"] = option("auto", "file format; auto: by extension")
+    format: Literal["auto", "csv", "tsv", "tsv-quoted", "jsonl", "json"] = option(
+        "auto", "file format; auto: by extension (.csv, .tsv: no quoting, .jsonl, .json: lines or one array)")
+    encoding: str = option("utf-8", "the files' text encoding (utf-8, gbk, gb18030, big5, ...); a BOM is accepted")
     kind: Literal["classification", "multiple_choice", "span"] = option("classification", "what the task is")
-    id: str = option("", "id column (default: the line number)")
+    id: str = option("", "id column, unique in each file (default: the row's position, from 0)")
     text: str = option("text", "classification: text column")
     text_pair: str = option("", "classification: second text column for pair tasks")
     label: str = option("label", "classification / multiple_choice: label column")
@@ -59,101 +58,93 @@ class UserFinetuneConfig(FinetuneConfig):
 
 
 # ------------------------------------------------------------------------------------------------------- reading
-def read_rows(path: Path, fmt: str = "auto") -> list[tuple[int, dict]]:
-    """(line number, row) pairs of a CSV/TSV (header row) or JSONL file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    if fmt == "auto":
-        fmt = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}.get(path.suffix.lower(), "")
-        if not fmt:
-            raise DataError(f"{path}: cannot tell the format from the extension; set dataset.format")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = path.read_bytes()[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 ({e.reason} at byte {e.start})") from None
-    if fmt == "jsonl":
-        return list(json_objects(path, text.splitlines(), DataError))
-    reader = csv.DictReader(text.splitlines(), delimiter="," if fmt == "csv" else "\t")
-    return [(reader.line_num, row) for row in reader]
-
-
-def _field(path: Path, number: int, row: dict, name: str, kind=str):
-    if name not in row or row[name] is None:
-        raise DataError(f"{path}:{number}: field {name!r} is missing (columns: {sorted(row)})")
-    value = row[name]
-    if kind is str and not isinstance(value, str):
-        value = str(value)
-    return value
+def read_rows(path: Path, spec: DataFiles) -> list[tuple[int, dict]]:
+    """(line number, row) pairs of a user file, as `mengzi.tabular` reads them."""
+    return read_records(path, spec.format, spec.encoding)
 
 
 def _choices(path: Path, number: int, row: dict, spec: str) -> list[str]:
     if "," in spec:
-        return [_field(path, number, row, name) for name in spec.split(",")]
-    value = _field(path, number, row, spec, kind=list)
+        return [cell(path, number, row, name, empty_ok=False, what="a choice") for name in spec.split(",")]
+    value = present(path, number, row, spec)
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError:
-            raise DataError(f"{path}:{number}: field {spec!r}: expected a JSON list of choices") from None
+        except (ValueError, RecursionError):
+            raise DataError(f"{where(path, number, spec)}: expected a JSON list of choices, got {short(value)}") \
+                from None
     if not isinstance(value, list) or len(value) < 2:
-        raise DataError(f"{path}:{number}: field {spec!r}: expected a list of at least 2 choices, got {value!r}")
-    return [str(v) for v in value]
+        raise DataError(f"{where(path, number, spec)}: expected a list of at least 2 choices, got {short(value)}")
+    return [cell(path, number, {f"{spec}[{i}]": v}, f"{spec}[{i}]", empty_ok=False, what="a choice")
+            for i, v in enumerate(value)]
 
 
-def load_user_split(spec: DataFiles, path: Path, labels: list[str] | None, labelled: bool = True):
-    """The shared schema (see `mengzi.clue.tasks`) from one user file, as a `datasets.Dataset`."""
+def load_user_split(spec: DataFiles, path: Path, labels: list[str] | None, labelled: bool = True,
+                    rows: list[tuple[int, dict]] | None = None):
+    """The shared schema (see `mengzi.clue.tasks`) from one user file (or its `rows`, already read), as a
+    `datasets.Dataset`. In a `labelled` split (train, dev) every row needs its label (its answer, for spans); a
+    test file's labels are not read. Texts must be text (a list is refused, never stringified) and not empty."""
     from datasets import Dataset
 
-    out = []
-    for index, (number, row) in enumerate(read_rows(path, spec.format)):
-        example = {"id": str(row.get(spec.id, index)) if spec.id else str(index)}
-        has_label = labelled and spec.label in row and row[spec.label] not in (None, "")
+    out, seen = [], {}
+    for index, (number, row) in enumerate(read_rows(path, spec) if rows is None else rows):
+        example = {"id": cell(path, number, row, spec.id, empty_ok=False, what="an id") if spec.id else str(index)}
+        if example["id"] in seen:
+            raise DataError(f"{where(path, number, spec.id)}: id {example['id']!r} repeats line {seen[example['id']]}")
+        seen[example["id"]] = number
+        label = cell(path, number, row, spec.label, empty_ok=False, what="a label") if labelled and \
+            spec.kind != "span" else None
         if spec.kind == "classification":
-            example["text"] = _field(path, number, row, spec.text)
-            example["text_pair"] = _field(path, number, row, spec.text_pair) if spec.text_pair else ""
-            example["label"] = _label_index(path, number, spec.label, row, labels) if has_label else -1
+            example["text"] = cell(path, number, row, spec.text, empty_ok=False)
+            example["text_pair"] = cell(path, number, row, spec.text_pair) if spec.text_pair else ""
+            example["label"] = _label_index(path, number, spec.label, label, labels) if label is not None else -1
         elif spec.kind == "multiple_choice":
-            example["context"] = _field(path, number, row, spec.context)
-            example["question"] = _field(path, number, row, spec.question) if spec.question else ""
+            example["context"] = cell(path, number, row, spec.context, empty_ok=False)
+            example["question"] = cell(path, number, row, spec.question) if spec.question else ""
             example["choices"] = _choices(path, number, row, spec.choices)
-            example["label"] = _choice_index(path, number, spec.label, row, example["choices"]) if has_label else -1
+            example["label"] = _choice_index(path, number, spec.label, label, example["choices"]) \
+                if label is not None else -1
         else:
-            example["context"] = _field(path, number, row, spec.context)
-            example["question"] = _field(path, number, row, spec.question)
+            example["context"] = cell(path, number, row, spec.context, empty_ok=False)
+            example["question"] = cell(path, number, row, spec.question, empty_ok=False)
             texts, starts = [], []
-            if labelled and row.get(spec.answer) not in (None, ""):
-                answer = _field(path, number, row, spec.answer)
-                start = int(row[spec.answer_start]) if spec.answer_start and row.get(spec.answer_start) not in (
-                    None, "") else example["context"].find(answer)
-                if start < 0 or example["context"][start : start + len(answer)] != answer:
-                    raise DataError(f"{path}:{number}: field {spec.answer!r}: {answer!r} is not in the context"
-                                    + (f" at {start}" if spec.answer_start else ""))
-                texts, starts = [answer], [start]
+            if labelled:
+                answer = cell(path, number, row, spec.answer, empty_ok=False, what="the answer text")
+                texts, starts = [answer], [_answer_start(path, number, row, spec, example["context"], answer)]
             example["answers"] = {"text": texts, "answer_start": starts}
         out.append(example)
-    if not out:
-        raise DataError(f"{path}: no rows")
     return Dataset.from_list(out)
 
 
-def _label_index(path, number, column, row, labels):
-    value = str(row[column])
+def _answer_start(path, number, row, spec, context: str, answer: str) -> int:
+    """Where `answer` starts in `context`: the `answer_start` field when there is one, else its first occurrence."""
+    start = context.find(answer)
+    if spec.answer_start:
+        value = cell(path, number, row, spec.answer_start, empty_ok=False, what="a character offset")
+        if not value.strip().isdigit():
+            raise DataError(f"{where(path, number, spec.answer_start)}: {value!r} is not a character offset")
+        start = int(value)
+    if start < 0 or context[start : start + len(answer)] != answer:
+        raise DataError(f"{where(path, number, spec.answer)}: {answer[:60]!r} is not in the context"
+                        + (f" at {start}" if spec.answer_start else ""))
+    return start
+
+
+def _label_index(path, number, column, value: str, labels):
     if value not in labels:
-        raise DataError(f"{path}:{number}: field {column!r}: unknown label {value!r} (known: {', '.join(labels)})")
+        raise DataError(f"{where(path, number, column)}: unknown label {value!r} (known: {', '.join(labels)})")
     return labels.index(value)
 
 
-def _choice_index(path, number, column, row, choices):
-    value = row[column]
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+def _choice_index(path, number, column, value: str, choices):
+    if value.isdigit():
         index = int(value)
         if not 0 <= index < len(choices):
-            raise DataError(f"{path}:{number}: field {column!r}: choice index {index} out of range 0..{len(choices)-1}")
+            raise DataError(f"{where(path, number, column)}: choice index {index} out of range 0..{len(choices)-1}")
         return index
-    if str(value) in choices:
-        return choices.index(str(value))
-    raise DataError(f"{path}:{number}: field {column!r}: {value!r} is neither a choice index nor one of the choices")
+    if value in choices:
+        return choices.index(value)
+    raise DataError(f"{where(path, number, column)}: {value!r} is neither a choice index nor one of the choices")
 
 
 # --------------------------------------------------------------------------------------------------- the command
@@ -168,13 +159,15 @@ def finetune_user(cfg: UserFinetuneConfig) -> Path:
         raise ConfigError("finetune needs --dataset.train FILE and --dataset.dev FILE")
     paths = {split: resolve(getattr(spec, split), cfg.data or None) for split in ("train", "dev", "test")
              if getattr(spec, split)}
+    rows = {split: read_rows(path, spec) for split, path in paths.items()}  # every file checked before training
     labels = list(spec.labels)
     if spec.kind == "classification" and not labels:
-        labels = sorted({str(row[spec.label]) for _, row in read_rows(paths["train"], spec.format)
-                         if row.get(spec.label) not in (None, "")})
+        labels = sorted({cell(paths["train"], n, row, spec.label, empty_ok=False, what="a label")
+                         for n, row in rows["train"]})
         log.info("labels (from %s): %s", paths["train"], labels)
-    splits = {s: load_user_split(spec, paths[s], labels) for s in ("train", "dev")}
-    tests = {"test": load_user_split(spec, paths["test"], labels, labelled=False)} if "test" in paths else {}
+    splits = {s: load_user_split(spec, paths[s], labels, rows=rows[s]) for s in ("train", "dev")}
+    tests = {"test": load_user_split(spec, paths["test"], labels, labelled=False, rows=rows["test"])} \
+        if "test" in paths else {}
     out = prepare_run_folder(cfg)
     save_yaml(cfg, out / "config.yaml", header="resolved config of this run (mengzi finetune --config this)")
     metric, main = metric_for_kind(spec.kind)

@@ -75,7 +75,9 @@ class TextGenData:
                                   "of file name and paragraph number: the same split every run)", min=0, max=1)
     train: str = option("", "pairs: training file (.jsonl, .csv or .tsv)")
     dev: str = option("", "pairs: dev file (generated and scored after training)")
-    format: Literal["auto", "csv", "tsv", "jsonl"] = option("auto", "pairs: file format; auto: by extension")
+    format: Literal["auto", "csv", "tsv", "tsv-quoted", "jsonl", "json"] = option(
+        "auto", "pairs: file format; auto: by extension (.tsv without CSV quoting; .json lines or one array)")
+    encoding: str = option("utf-8", "pairs: the files' text encoding (utf-8, gbk, gb18030, ...)")
     source: str = option("source", "pairs: the field holding the input text")
     target: str = option("target", "pairs: the field holding the text to generate")
     id: str = option("", "pairs: id field (default: the row number)")
@@ -107,7 +109,9 @@ class GenerateConfig(GenerationOptions):
     model: str = option("", "a checkpoint folder (or a run folder holding model/), preset with a checkpoint, hub id, "
                         "or an export folder of `mengzi export` (ONNX Runtime with a KV cache)")
     text: list[str] = option([], "prompts, `--text A B C` (T5: the source; GPT-Neo: the text to continue)")
-    input: str = option("", "a .jsonl file of prompts, one {\"text\": ...} a line")
+    input: str = option("", "a file of prompts: JSON lines {\"text\": ...} (any other suffix), or .csv/.tsv/.json "
+                        "with a `text` field")
+    encoding: str = option("utf-8", "--input text encoding (e.g. gbk, gb18030); a UTF-8 BOM is always accepted")
     out: str = option("", ".jsonl file to write {text, generated} to (default: print)")
     batch_size: int = option(16, "prompts per generate call", min=1)
     providers: str = option("cpu", "export folders: ONNX Runtime providers (auto, cpu, cuda, tensorrt)")

@@ -20,7 +20,7 @@ import json
 import os
 from pathlib import Path
 
-from ..finetune.userdata import DataError, read_rows
+from ..tabular import DataError, cell, read_records
 from .config import TextGenData
 
 PAIR_COLUMNS = ("id", "source", "target")
@@ -45,7 +45,7 @@ def csl_keywords(spec: TextGenData, split: str, data: str | os.PathLike | None =
         raise FileNotFoundError(f"{path}: no CSL {split} file (CLUE csl_public.zip unpacked into {path.parent})")
     keywords: dict[str, list[str]] = {}  # abstract -> its true keywords, in order of first appearance
     ids: dict[str, str] = {}
-    for number, row in read_rows(path, "jsonl"):
+    for number, row in read_records(path, "jsonl"):
         if str(row.get("label")) != "1":
             continue
         abstract, words = row.get("abst"), row.get("keyword")
@@ -68,23 +68,18 @@ def csl_keywords(spec: TextGenData, split: str, data: str | os.PathLike | None =
 def user_pairs(spec: TextGenData, path: str | os.PathLike, limit: int = 0):
     """Source/target pairs of one user file; missing or non-text fields name file, line and field."""
     path = Path(path)
-    rows = []
-    for index, (number, row) in enumerate(read_rows(path, spec.format)):
-        if spec.id and spec.id not in row:
-            raise DataError(f"{path}:{number}: field {spec.id!r} (dataset.id) is missing (fields: {sorted(row)})")
-        example = {"id": str(row[spec.id]) if spec.id else str(index)}
+    rows, seen = [], {}
+    for index, (number, row) in enumerate(read_records(path, spec.format, spec.encoding)):
+        example = {"id": cell(path, number, row, spec.id, empty_ok=False, what="an id") if spec.id else str(index)}
+        if example["id"] in seen:
+            raise DataError(f"{path}:{number}: field {spec.id!r}: id {example['id']!r} repeats line {seen[example['id']]}")
+        seen[example["id"]] = number
         for name, column in (("source", spec.source), ("target", spec.target)):
-            value = row.get(column)
-            if column not in row:
-                raise DataError(f"{path}:{number}: field {column!r} is missing (fields: {sorted(row)})")
-            if not isinstance(value, str) or not value.strip():
-                raise DataError(f"{path}:{number}: field {column!r}: expected non-empty text, got {value!r:.40}")
+            value = cell(path, number, row, column, empty_ok=False)
             example[name] = (spec.prefix if name == "source" else "") + value
         rows.append(example)
         if limit and len(rows) >= limit:
             break
-    if not rows:
-        raise DataError(f"{path}: no rows")
     return _pairs_dataset(rows)
 
 

@@ -151,6 +151,8 @@ def train_textgen(cfg: TextGenConfig, splits: dict | None = None) -> TextGenResu
     if accelerator.num_processes > 1:  # the data order and the run folder are written for one process
         raise ConfigError("textgen train runs in one process (one GPU or the CPU); launch it without "
                           "`accelerate launch --num_processes N`")
+    if splits is None and cfg.task != "corpus":  # users' pair files are read and checked before the run folder
+        splits = {"train": textdata.load_pairs(cfg, "train", t.max_train_examples), "dev": textdata.load_pairs(cfg, "dev")}
     _prepare_run_folder(cfg, out)
     save_yaml(cfg, out / "config.yaml", header="resolved config of this run (mengzi textgen train --config this)")
     handler = _log_to(out / "train.log")
@@ -174,8 +176,6 @@ def _load_data(cfg: TextGenConfig, tokenizer, family: str, splits: dict | None):
                  len(docs["train"]), len(blocks), t.block_size, len(docs["dev"]))
         dev = docs["dev"][: t.max_eval_examples] if t.max_eval_examples else docs["dev"]
         return [{"input_ids": b, "labels": b} for b in blocks], dev
-    if splits is None:
-        splits = {"train": textdata.load_pairs(cfg, "train", t.max_train_examples), "dev": textdata.load_pairs(cfg, "dev")}
     for name in ("train", "dev"):
         missing = [c for c in textdata.PAIR_COLUMNS if c not in splits[name].column_names]
         if missing:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ... import atomic
 from ...config import option, save_yaml
-from ...textfiles import json_objects
+from ...tabular import read_records
 from .answerers import get_answerer
 from .qa import CATEGORIES, NUM_OPTIONS, Question, candidates, evaluate, make_question
 from .render import render
@@ -124,7 +124,7 @@ def save_benchmark(bench: Benchmark, folder: str | Path) -> Path:
 
 
 def _rows(path: Path):
-    return json_objects(path, path.read_text(encoding="utf-8").splitlines(), BenchmarkError)
+    return read_records(path, "jsonl", error=BenchmarkError)
 
 
 def _need(row: dict, name: str, kind: type | tuple, where: str) -> Any:
@@ -132,6 +132,8 @@ def _need(row: dict, name: str, kind: type | tuple, where: str) -> Any:
         raise BenchmarkError(f"{where}: field {name!r} is missing")
     if not isinstance(row[name], kind) or isinstance(row[name], bool):
         raise BenchmarkError(f"{where}: field {name!r} has the wrong type ({type(row[name]).__name__})")
+    if isinstance(row[name], str) and not row[name].strip():
+        raise BenchmarkError(f"{where}: field {name!r} is empty")
     return row[name]
 
 
@@ -240,9 +242,12 @@ def video_model_answers(folder: str, bench: Benchmark, lang: str = "zh",
 def _caption_texts(cfg: HaicConfig, bench: Benchmark) -> dict[str, str]:
     if not cfg.captions:
         return {cid: render(c, cfg.lang, times=False) for cid, c in bench.captions.items()}
-    path, texts = Path(cfg.captions), {}
+    path, texts, lines = Path(cfg.captions), {}, {}
     for n, row in _rows(path):
-        texts[_need(row, "clip_id", str, f"{path}:{n}")] = _need(row, "caption", str, f"{path}:{n}")
+        cid = _need(row, "clip_id", str, f"{path}:{n}")
+        if cid in texts:
+            raise BenchmarkError(f"{path}:{n}: field 'clip_id': {cid!r} repeats line {lines[cid]}")
+        texts[cid], lines[cid] = _need(row, "caption", str, f"{path}:{n}"), n
     missing = sorted(set(bench.captions) - set(texts))
     if missing:
         raise BenchmarkError(f"{path}: no caption for {len(missing)} clip(s), e.g. {missing[:3]}")
@@ -257,6 +262,7 @@ def answer_all(bench: Benchmark, texts: dict[str, str], answerer: str, seed: int
 def haic_bench(cfg: HaicConfig) -> Path:
     """Make the benchmark, answer it from captions, write the run folder; returns its path."""
     bench = make_benchmark(cfg.sizes, cfg.seed, cfg.lang, cfg.synthetic)
+    texts = None if cfg.model else _caption_texts(cfg, bench)  # a bad captions file stops before the run folder
     with atomic.folder(cfg.out, overwrite=cfg.overwrite) as tmp:
         save_yaml(cfg, tmp / "config.yaml", header="mengzi haic bench")
         save_benchmark(bench, tmp / "benchmark")
@@ -265,8 +271,6 @@ def haic_bench(cfg: HaicConfig) -> Path:
             texts, direct = video_model_answers(cfg.model, bench, cfg.lang)
             atomic.write_text(tmp / "captions.jsonl", "".join(json.dumps({"clip_id": c, "caption": t}, ensure_ascii=False)
                                                               + "\n" for c, t in texts.items()))
-        else:
-            texts = _caption_texts(cfg, bench)
         choices = answer_all(bench, texts, cfg.answerer, cfg.seed)
         random_choices = answer_all(bench, texts, "random", cfg.seed)
         metrics = {"answerer": cfg.answerer, "captions": cfg.model or cfg.captions or "ground truth", "lang": cfg.lang,

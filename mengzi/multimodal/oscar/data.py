@@ -8,7 +8,8 @@ tags are the English shape names mapped through the tag map (colours and positio
 with hand-written Chinese captions and tags: too few to train on, useful for demos and smoke tests.
 
 A JSONL file has one object a line: {"image": PATH} or {"features": PATH.npy|.npz|.safetensors}, "caption": str,
-"tags": [str, ...] (English or Chinese); relative paths are read from the file's folder.
+"tags": [str, ...] (English or Chinese); relative paths are read from the file's folder. The file is read by
+`mengzi.tabular` (strict JSON; a BOM and CRLF accepted; errors name file, line and field).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...textfiles import json_objects
+from ...tabular import DataError, cell, kind_name, read_records, short, where
 from .regions import RegionFeatures, extract_regions, load_region_features
 from .tags import to_chinese
 
@@ -107,28 +108,35 @@ def fixture_examples() -> list[Example]:
 
 
 def read_jsonl(path: str | Path) -> list[Example]:
-    """Examples from a JSONL file (see module doc); errors name the file, line and field."""
+    """Examples from a JSONL file (see module doc), all read and checked before any is used: a bad line, field,
+    image or feature file is a `DataError` naming the file, the line and the field."""
     from .regions import as_rgb
 
     path = Path(path)
     out = []
-    for number, row in json_objects(path, path.read_text(encoding="utf-8").splitlines()):
-        where = f"{path}:{number}"
-        if not isinstance(row.get("caption"), str):
-            raise ValueError(f"{where}: field 'caption' must be a string")
-        if not isinstance(row.get("tags", []), list):
-            raise ValueError(f"{where}: field 'tags' must be a list of strings")
-        if ("image" in row) == ("features" in row):
-            raise ValueError(f"{where}: give exactly one of the fields 'image' and 'features'")
-        ref = path.parent / row.get("image", row.get("features"))
-        example = Example(caption=row["caption"], tags=to_chinese(row.get("tags", [])), name=str(ref))
-        if "image" in row:
-            example.image = as_rgb(ref)
-        else:
-            example.regions = load_region_features(ref)
+    for number, row in read_records(path, "jsonl"):
+        caption = cell(path, number, row, "caption", empty_ok=False)
+        tags = row.get("tags", [])
+        if not isinstance(tags, list):
+            raise DataError(f"{where(path, number, 'tags')}: expected a list of strings, got {kind_name(tags)} "
+                            f"{short(tags)}")
+        tags = [cell(path, number, {f"tags[{i}]": t}, f"tags[{i}]", empty_ok=False) for i, t in enumerate(tags)]
+        if "image" in row and "features" in row:
+            raise DataError(f"{path}:{number}: fields 'image' and 'features': give one of them, not both")
+        if "image" not in row and "features" not in row:
+            raise DataError(f"{where(path, number, 'features')} is missing (or give 'image'; fields here: "
+                            f"{', '.join(map(str, row))})")
+        name = "image" if "image" in row else "features"
+        ref = path.parent / cell(path, number, row, name, empty_ok=False)
+        example = Example(caption=caption, tags=to_chinese(tags), name=str(ref))
+        try:
+            if name == "image":
+                example.image = as_rgb(ref)
+            else:
+                example.regions = load_region_features(ref)
+        except (OSError, ValueError) as e:  # the messages name the referenced file; say which line named it
+            raise DataError(f"{where(path, number, name)}: {e}") from None
         out.append(example)
-    if not out:
-        raise ValueError(f"{path}: no examples")
     return out
 
 

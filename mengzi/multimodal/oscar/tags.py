@@ -15,24 +15,28 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from ...tabular import DataError, read_text
+
 TAG_MAP_FILE = Path(__file__).with_name("tags_en_zh.tsv")
 UNKNOWN_POLICIES = ("keep", "drop", "error")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def read_tag_map(path: str | Path = TAG_MAP_FILE) -> dict[str, str]:
-    """english -> chinese from a `english<TAB>chinese` file (# comments); errors name the file and line."""
+    """english -> chinese from a `english<TAB>chinese` file (# comments; UTF-8, a BOM and CRLF accepted); a
+    malformed line is a `DataError` naming the file and line."""
     path = Path(path)
     table: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).split("\n"), start=1):  # lines end at \n only: U+2028 is text
+        line = line.removesuffix("\r")
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t")
         if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
-            raise ValueError(f"{path}:{number}: expected 'english<TAB>chinese', got {line!r}")
+            raise DataError(f"{path}:{number}: expected 'english<TAB>chinese', got {line!r:.80}")
         english = normalise_tag(parts[0])
         if english in table:
-            raise ValueError(f"{path}:{number}: tag {english!r} is mapped twice")
+            raise DataError(f"{path}:{number}: tag {english!r} is mapped twice")
         table[english] = parts[1].strip()
     return table
 

@@ -30,8 +30,17 @@ from .inputs import caption_ids, encode, mask_caption, tag_ids
 log = logging.getLogger(__name__)
 
 
-def load_examples(cfg: OscarTrainConfig) -> tuple[list[Example], list[Example]]:
-    """(train, held-out) examples with region features attached. Synthetic held-out scenes come from another seed;
+def load_examples(cfg: OscarTrainConfig, examples: tuple[list[Example], list[Example]] | None = None
+                  ) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) examples (those of `read_examples`, or `examples` already read) with region features
+    attached."""
+    train, held = read_examples(cfg) if examples is None else examples
+    extract = dict(boxes=cfg.boxes, encoder=cfg.encoder, grid=cfg.grid, max_regions=cfg.max_regions, seed=cfg.seed)
+    return attach_regions(train, **extract), attach_regions(held, **extract)
+
+
+def read_examples(cfg: OscarTrainConfig) -> tuple[list[Example], list[Example]]:
+    """(train, held-out) examples, without region features yet. Synthetic held-out scenes come from another seed;
     'fixtures' (six photos) are evaluated on themselves, a smoke test rather than a measurement."""
     if cfg.data == "synthetic":
         train = synthetic_scenes(cfg.train_size, seed=cfg.seed)
@@ -44,8 +53,7 @@ def load_examples(cfg: OscarTrainConfig) -> tuple[list[Example], list[Example]]:
         held = read_jsonl(cfg.eval_data) if cfg.eval_data else []
     if cfg.eval_data and cfg.data in ("synthetic", "fixtures"):
         held = read_jsonl(cfg.eval_data)
-    extract = dict(boxes=cfg.boxes, encoder=cfg.encoder, grid=cfg.grid, max_regions=cfg.max_regions, seed=cfg.seed)
-    return attach_regions(train, **extract), attach_regions(held, **extract)
+    return train, held
 
 
 def build_model(cfg: OscarTrainConfig):
@@ -121,11 +129,12 @@ def oscar_train(cfg: OscarTrainConfig) -> Path:
     out = Path(cfg.out)
     if (out / "model").exists() and not cfg.overwrite:
         raise FileExistsError(f"{out} holds a finished run; choose another `out` or set overwrite: true")
+    examples = read_examples(cfg)  # users' files read and checked before the run folder exists
     out.mkdir(parents=True, exist_ok=True)
     save_yaml(cfg, out / "config.yaml", header=f"mengzi oscar train --config {out / 'config.yaml'}")
     torch.manual_seed(cfg.seed)
     model, tokenizer = build_model(cfg)
-    train, held = load_examples(cfg)
+    train, held = load_examples(cfg, examples)
     source = train[0].regions.source
     log.info("region features: %s", source)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
