@@ -16,10 +16,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from mengzi.tabular import JsonProblem, strict_json
+
 BOM = b"\xef\xbb\xbf"
 _REPLACED = re.compile("\ufffd")  # what an undecodable byte becomes when we look for the field that holds it
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]", re.ASCII)  # `\ud800` in the JSON text: maybe a lone half
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # what is left once json joined the escaped pairs (emoji)
 
 
 class ClueDataError(ValueError):
@@ -125,60 +125,18 @@ def _field_holding(value, pattern: re.Pattern, path: str = "") -> str | None:
     return None
 
 
-class _JsonProblem(ValueError):
-    """A departure from strict JSON that `json` lets through: a key twice in one object, NaN or Infinity."""
-
-    def __init__(self, problem: str, field: str | None = None):
-        super().__init__(problem)
-        self.problem, self.field = problem, field
-
-
-def _unique_keys(pairs: list) -> dict:
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        seen = set()
-        key = next(k for k, _ in pairs if k in seen or seen.add(k))
-        raise _JsonProblem("appears twice in one object (JSON keeps only the last)", key)
-    return record
-
-
-def _no_constant(name: str):
-    raise _JsonProblem(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_constant=_no_constant)
-MAX_DEPTH = 100  # JSON nesting shown as deeper than this when the parser runs out of stack
-
-
-def deep_line(text: str) -> int:
-    """The line where `text` first nests deeper than MAX_DEPTH (strings skipped), for the RecursionError message."""
-    depth = 0
-    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        token = match.group()
-        depth += 1 if token in "[{" else -1 if token in "]}" else 0
-        if depth > MAX_DEPTH:
-            return text.count("\n", 0, match.start()) + 1
-    return 1
-
-
 def _decode(text: str, name: str, line: int | None, what: str):
-    """`text` parsed strictly; any problem is a ClueDataError at `line` (None: the line is found in `text`)."""
+    """`text` parsed strictly (`mengzi.tabular.strict_json`: the one strict JSON reader); any problem is a
+    ClueDataError at `line` (None: the line is found in `text`)."""
     try:
-        value = _DECODER.decode(text)
-        if _SURROGATE_ESCAPE.search(text):  # rare: a \ud83d\ude00 pair is an emoji, a half alone is no text
-            field = _field_holding(value, _LONE_SURROGATE)
-            if field is not None:
-                raise _JsonProblem("a lone UTF-16 surrogate escape (\\ud800-\\udfff): not text", field or None)
-        return value
-    except json.JSONDecodeError as e:
-        at = line or e.lineno
-        raise ClueDataError(name, at, None, f"{what}not valid JSON ({e.msg} at column {e.colno})") from None
-    except _JsonProblem as e:
-        raise ClueDataError(name, line, e.field, e.problem) from None
-    except RecursionError:
-        raise ClueDataError(name, line or deep_line(text), None, f"{what}nested too deeply to read") from None
-    except ValueError as e:  # e.g. an integer of more than 4,300 digits
-        raise ClueDataError(name, line, None, f"{what}not valid JSON ({e})") from None
+        value, end = strict_json(text)
+    except JsonProblem as e:
+        at = line or (None if e.lines is None else 1 + e.lines)
+        raise ClueDataError(name, at, e.field, f"{what}{e.problem}" if e.syntax else e.problem) from None
+    if text[end:].strip():
+        raise ClueDataError(name, (line or 1) + text.count("\n", 0, end), None,
+                            f"{what}not valid JSON (Extra data after the value at column {end + 1})")
+    return value
 
 
 def read_bytes(path: str | Path) -> bytes:

@@ -26,8 +26,9 @@ from collections import Counter
 from pathlib import Path
 
 from mengzi import atomic
+from mengzi.tabular import deep_line
 
-from .readers import ClueDataError, deep_line, short
+from .readers import ClueDataError, short
 from .tasks import TASKS, TNEWS_LABEL_DESC, get_task, read_examples, task_file
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _loads(name: str, text: str, line: int | None = None, **kwargs):
     except json.JSONDecodeError as e:
         return None, f"{name}: bad JSON at line {line or e.lineno}: {e.msg} (column {e.colno})"
     except RecursionError:
-        return None, f"{name}: line {line or deep_line(text)}: JSON nested too deeply to read"
+        return None, f"{name}: line {line or deep_line(text) + 1}: JSON nested too deeply to read"
     except ValueError as e:  # e.g. an integer of more than 4,300 digits
         return None, f"{name}: line {line or 1}: not valid JSON ({e})"
 

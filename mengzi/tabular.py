@@ -172,7 +172,7 @@ def _unique_keys(pairs: list) -> dict:
 
 
 def _constant(name: str):
-    raise _Problem(f"{name} is not a number JSON allows")
+    raise _Problem(f"{name} is not JSON")
 
 
 def _float(text: str) -> float:
@@ -220,26 +220,64 @@ def _non_finite(text: str, start: int) -> str | None:
     return None
 
 
-def json_value(text: str, path, line: int, error: type[Exception] = DataError, start: int = 0,
-               expected: str = "valid JSON"):
-    """One strict JSON value at `text[start:]` and the index after it; problems are `error`s at `line`."""
+class JsonProblem(ValueError):
+    """What strict reading found wrong in a JSON text: the `problem`, the `field` path it is in (None: the text
+    itself), `lines`: how many lines after the value's start it is (None: not known), and `syntax`: the parser's
+    words for a syntax error."""
+
+    def __init__(self, problem: str, field: str | None = None, lines: int | None = None, syntax: str = ""):
+        super().__init__(problem)
+        self.problem, self.field, self.lines, self.syntax = problem, field, lines, syntax
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+MAX_DEPTH = 100  # nesting shown as deeper than this when the parser runs out of stack
+
+
+def deep_line(text: str, start: int = 0) -> int:
+    """Lines after `start` to where `text` first nests deeper than MAX_DEPTH (strings skipped)."""
+    depth = 0
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text[start:]):
+        token = match.group()
+        depth += 1 if token in "[{" else -1 if token in "]}" else 0
+        if depth > MAX_DEPTH:
+            return text.count("\n", start, start + match.start())
+    return 0
+
+
+def strict_json(text: str, start: int = 0):
+    """(value, index after it) for the JSON value at `text[start:]`, read strictly: a key twice in one object,
+    NaN/Infinity or a number too large for a float, a lone UTF-16 surrogate escape, nesting too deep to read and
+    every syntax error are a `JsonProblem` (never a crash, never a silent change)."""
+    origin, start = start, _JSON_SPACE.match(text, start).end()
     try:
         value, end = _DECODER.raw_decode(text, start)
     except json.JSONDecodeError as e:
-        at = line + text.count("\n", start, e.pos)
-        raise error(f"{path}:{at}: not {expected} ({e.msg} at column {e.pos - text.rfind(chr(10), 0, e.pos)})") \
-            from None
+        raise JsonProblem(f"not valid JSON ({e.msg} at column {e.pos - text.rfind(chr(10), 0, e.pos)})",
+                          lines=text.count("\n", origin, e.pos),
+                          syntax=f"{e.msg} at column {e.pos - text.rfind(chr(10), 0, e.pos)}") from None
     except _Problem as e:
-        raise error(f"{where(path, line, e.field or _non_finite(text, start))}: {e.problem}") from None
+        raise JsonProblem(e.problem, e.field or _non_finite(text, start)) from None
     except RecursionError:
-        raise error(f"{path}:{line}: JSON nested too deeply to read") from None
+        raise JsonProblem("JSON nested too deeply to read",
+                          lines=text.count("\n", origin, start) + deep_line(text, start)) from None
     except ValueError as e:  # an integer of more than 4,300 digits
-        raise error(f"{path}:{line}: not valid JSON ({e})") from None
+        raise JsonProblem(f"not valid JSON ({e})") from None
     if _SURROGATE_ESCAPE.search(text, start, end):
         field = _lone_surrogate(value)
         if field is not None:
-            raise error(f"{where(path, line, field or None)}: a lone UTF-16 surrogate escape (\\ud800-\\udfff)")
+            raise JsonProblem("a lone UTF-16 surrogate escape (\\ud800-\\udfff): not text", field or None)
     return value, end
+
+
+def json_value(text: str, path, line: int, error: type[Exception] = DataError, start: int = 0,
+               expected: str = "valid JSON"):
+    """One strict JSON value at `text[start:]` and the index after it; problems are `error`s at their line."""
+    try:
+        return strict_json(text, start)
+    except JsonProblem as e:
+        problem = f"not {expected} ({e.syntax})" if e.syntax else e.problem
+        raise error(f"{where(path, line + (e.lines or 0), e.field)}: {problem}") from None
 
 
 def json_lines(lines: str | Iterable[str], path, error: type[Exception] = DataError) -> list[tuple[int, dict]]:

@@ -282,8 +282,8 @@ def cmrc_mutations():
 
 DOC_BYTES = {  # whole-file problems of a JSON document -> what the message says
     "not-json": (b'{"data": [\n  {"paragraphs": \n', ":3: not valid JSON"),
-    "deep": (b"\n\n" + b"[" * 100_000, ":3: nested too deeply"),
-    "deep-object": (b'{"data":\n' + b'{"a": ' * 100_000, ":2: nested too deeply"),
+    "deep": (b"\n\n" + b"[" * 100_000, ":3: JSON nested too deeply"),
+    "deep-object": (b'{"data":\n' + b'{"a": ' * 100_000, ":2: JSON nested too deeply"),
     "not-utf8": ('{"data": [\n"孟子'.encode() + b"\xff\xfe" + b'"]}', ":2: undecodable bytes"),
     "nan": (b'{"version": NaN, "data": []}', "NaN is not JSON"),
     "duplicate-key": (b'{"data": [], "data": []}', "field 'data': appears twice"),
