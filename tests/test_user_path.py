@@ -93,7 +93,7 @@ def user(venv, tmp_path_factory):
     """(folder outside the repository, environment) with the tiny starting model the tiny recipes name."""
     data = need_data("clue/afqmc/test.json", "clue/tnews/train.json", "vocab/google_zh_vocab.txt")
     home = tmp_path_factory.mktemp("user")
-    env = venv_env(venv) | {"DATA": str(data)}
+    env = venv_env(venv) | {"DATA": str(data.resolve())}  # make exports DATA relative to the checkout
     old = os.umask(0o022)  # a usual umask: outputs must come out readable by others (0644 / 0755)
     try:
         _run(["mengzi", "init", "mengzi-bert-tiny", "runs/pretrain/mengzi-bert-tiny/model"], home, env)
