@@ -104,7 +104,7 @@ def build_optimizer(model, cfg: FinetuneConfig, techniques) -> torch.optim.Optim
         by_scale.setdefault(math.prod(t.lr_scale(name, num_layers) for t in techniques), []).append((name, p))
     params = [dict(group, lr=cfg.train.lr * scale) for scale, named in sorted(by_scale.items())
               for group in decay_groups(named, cfg.train.weight_decay) if group["params"]]
-    return torch.optim.AdamW(params, lr=cfg.train.lr, eps=1e-6)
+    return torch.optim.AdamW(params, lr=cfg.train.lr, eps=cfg.train.adam_epsilon)
 
 
 def _inner(model):
