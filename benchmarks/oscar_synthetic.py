@@ -49,7 +49,10 @@ def main() -> None:
         print(text, flush=True)
         lines.append(text)
 
-    common = dict(train_size=args.train_size, steps=args.steps, batch_size=32, lr=1e-3, overwrite=True, seed=0)
+    from mengzi.multimodal.oscar.config import OscarTrain
+
+    common = dict(train_size=args.train_size, overwrite=True,
+                  train=OscarTrain(max_steps=args.steps, batch_size=32, micro_batch_size=32, lr=1e-3, seed=0))
     caption_cfg = OscarTrainConfig(task="captioning", eval_size=args.eval_size, mask_prob=0.3, max_masked=20,
                                    out=f"{args.runs}/captioning", **common)
     t0 = time.time()

@@ -10,6 +10,7 @@ import logging
 
 import torch
 
+from mengzi.engine import loop
 from mengzi.textgen import scoring
 
 from .prompts import example_fields, fill, label_words, split_at_mask
@@ -108,22 +109,54 @@ def cloze_word_logprobs(model, tokenizer, texts: list[str], words: list[str], ma
     return torch.stack(columns_scores, dim=1)
 
 
+class PetStage(loop.Stage):
+    """PET on the engine: cross-entropy over the label words' cloze scores of a random batch of shots per step."""
+
+    name = "PET"
+
+    def __init__(self, scorer: PromptScorer, texts: list[str], labels: torch.Tensor, model):
+        super().__init__(model)
+        self.scorer, self.texts, self.labels = scorer, texts, labels
+
+    def start(self, run: loop.Run) -> None:
+        self.generator = torch.Generator().manual_seed(self.scorer.options.seed)
+        for _ in range(run.step):  # a resumed run draws the batches an unkilled one would
+            torch.randperm(len(self.texts), generator=self.generator)
+
+    def micro_batches(self, run: loop.Run) -> list[loop.Micro]:
+        batch = torch.randperm(len(self.texts), generator=self.generator)[: self.scorer.options.batch_size]
+        return [loop.Micro(batch, len(batch))]
+
+    def loss(self, run: loop.Run, batch):
+        s = self.scorer
+        logits = cloze_word_logprobs(run.model, s.tokenizer, [self.texts[i] for i in batch], s.words,
+                                     s.options.max_length)
+        return torch.nn.functional.cross_entropy(logits, self.labels[batch]), {}
+
+    def save_model(self, run: loop.Run, folder) -> None:
+        """Nothing to write: the caller keeps the trained copy."""
+
+
 def pet_finetune(scorer: PromptScorer, template: str, shots: list[dict]):
-    """A copy of the BERT trained on the shots: cross-entropy over the label words' cloze scores (PET)."""
+    """A copy of the BERT trained on the shots (PET) through the engine, in a temporary run folder: constant lr, no
+    clipping, fp32."""
+    import tempfile
+    from pathlib import Path
+
+    from mengzi.engine import runfolder
+    from mengzi.engine.args import TrainArgs
+
     o = scorer.options
     torch.manual_seed(o.seed)
     model = copy.deepcopy(scorer.model).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.pet_lr)
     texts = [scorer.cloze_text(template, s) for s in shots]
     labels = torch.tensor([s["label"] for s in shots])
-    generator = torch.Generator().manual_seed(o.seed)
-    for step in range(o.pet_steps):
-        batch = torch.randperm(len(texts), generator=generator)[: o.batch_size]
-        logits = cloze_word_logprobs(model, scorer.tokenizer, [texts[i] for i in batch], scorer.words, o.max_length)
-        loss = torch.nn.functional.cross_entropy(logits, labels[batch])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step == 0 or step + 1 == o.pet_steps:
-            log.info("PET step %d/%d: loss %.4f", step + 1, o.pet_steps, loss.item())
+    args = TrainArgs(max_steps=o.pet_steps, batch_size=o.batch_size, micro_batch_size=o.batch_size, lr=o.pet_lr,
+                     schedule="constant", warmup_ratio=0.0, clip_norm=0.0, mixed_precision="no", seed=o.seed,
+                     log_every=max(1, o.pet_steps), save_every=10**9)
+    with tempfile.TemporaryDirectory() as out:
+        accelerator = loop.make_accelerator(args, Path(out))
+        state = loop.train(PetStage(scorer, texts, labels, model), args, Path(out), accelerator, resume=False,
+                           info=runfolder.RunInfo("pet", task=template))
+    log.info("PET: %d steps on %d shots", state["step"], len(shots))
     return model.eval()

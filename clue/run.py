@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mengzi import atomic
-from mengzi.config import ConfigError, FieldError, option, save_yaml
+from mengzi.config import ConfigError, FieldError, option
 from mengzi.finetune.config import FinetuneConfig
 
 log = logging.getLogger("mengzi.clue")
@@ -94,7 +94,7 @@ def load_splits(cfg: ClueRunConfig, task):
 
 
 def clue_run(cfg: ClueRunConfig) -> Path:
-    from mengzi.finetune.run import finetune, prepare_run_folder
+    from mengzi.finetune.run import finetune
     from mengzi.finetune.techniques import build_techniques
     from mengzi.finetune.trainer import TaskSpec
     from mengzi.models.load import model_folder
@@ -115,11 +115,12 @@ def clue_run(cfg: ClueRunConfig) -> Path:
     model_folder(cfg.init_from or cfg.model, None)  # a folder, a preset with a checkpoint or a hub id (fetched)
     log.info("%s: %d train, %d dev, test: %s", task.name, len(splits["train"]), len(splits["dev"]),
              ", ".join(f"{n} ({len(d)})" for n, d in tests.items()) or "none")
-    out = prepare_run_folder(cfg)
-    save_yaml(cfg, out / "config.yaml", header=f"resolved config of this run (mengzi clue run {task.name} --config this)")
+    out = Path(cfg.out)
     metric, main = _metric(task)
     spec = TaskSpec(name=task.name, kind=task.kind, labels=task.labels, metric=metric, main_metric=main)
-    result = finetune(cfg, spec, splits, tests)
+    result = finetune(cfg, spec, splits, tests, data={"clue": task.name, "data_dir": cfg.data_dir,
+                                                       "files": dict(cfg.files), "data": cfg.data},
+                      command=f"mengzi clue run {task.name}")
     written = []
     for name, predictions in result.test_predictions.items():
         predict_name = predict_name_for(task.name, paths[name], tests[name])

@@ -84,16 +84,22 @@ class PredictConfig:
 
 # ------------------------------------------------------------------------------------------------------ export
 def _source(cfg: ExportConfig) -> tuple[Path, dict]:
-    """(model folder, run info) for a model folder, a run folder (holding model/ and config.yaml) or a hub id."""
-    import yaml
-
+    """(model folder, run info) for a model folder, a run folder (holding model/ and run.json) or a hub id. The run
+    info is what the run's `run.json` says about its data: `task`, `data_dir`, `files` and `data` of a CLUE run, or
+    `dataset` and `data` of a `mengzi finetune` run."""
+    from mengzi.engine.runfolder import read_run
     from mengzi.models.load import model_folder
 
     path = Path(cfg.model)
     if (path / "model" / "config.json").is_file():
-        run = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) if (path / "config.yaml").is_file() \
-            else {}
-        return path / "model", {"run": str(path), **(run or {})}
+        info = read_run(path)
+        spec = dict(info.data) if info else {}
+        if "clue" in spec:
+            spec["task"] = spec.pop("clue")
+        if info and info.max_seq_len:  # how the run encoded its data, so predictions encode the same way
+            spec["train"] = {"max_seq_len": info.max_seq_len, **{k: v for k, v in info.extra.items()
+                                                                  if k in ("doc_stride", "max_answer_len")}}
+        return path / "model", {"run": str(path), **spec}
     return model_folder(cfg.model, None), {}
 
 

@@ -8,11 +8,29 @@ server running as another user can read a run folder or an export when the umask
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+
+class DiskFullError(OSError):
+    """No space left on the device while writing an output; the partial file or folder was removed."""
+
+
+def disk_full(e: BaseException) -> bool:
+    """Is `e` a full disk (or quota)? torch.save reports it as a RuntimeError: 'unexpected pos ...'."""
+    text = str(e)
+    return (isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)) or "unexpected pos" in text or (
+        "No space left" in text)
+
+
+def full(path: Path, e: BaseException, kept: str = "") -> DiskFullError:
+    """The error to raise for a full disk while writing `path` (`kept`: what still holds the last good state)."""
+    return DiskFullError(errno.ENOSPC, f"no space left on device writing {path}; the partial output was removed"
+                         + (f"; {kept}" if kept else "") + "; free some space and run again", str(path))
 
 
 def umask() -> int:
@@ -57,9 +75,11 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if disk_full(e):
+            raise full(path, e) from None
         raise
     return path
 
@@ -84,8 +104,10 @@ def folder(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         share(tmp)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if disk_full(e):
+            raise full(path, e, f"{path} is unchanged" if path.exists() else "") from None
         raise
     old = None
     if path.exists():

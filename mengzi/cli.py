@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from . import __version__
+from .atomic import DiskFullError
 from .clue.prompts import PromptConfig
 from .clue.run import ClueRunConfig, SubmitConfig, ValidateConfig
 from .clue.text2text import Text2TextConfig
@@ -46,6 +47,7 @@ from .export.run import ExportConfig, PredictConfig
 from .export.server import ServeConfig
 from .export.session import ExportError
 from .finetune.userdata import UserFinetuneConfig
+from .hub import PushConfig
 from .multimodal.haic.benchmark import HaicConfig
 from .multimodal.oscar.config import OscarCaptionConfig, OscarTrainConfig
 from .multimodal.video.config import VideoTrainConfig
@@ -324,7 +326,7 @@ def video_train(cfg):
     from .multimodal.video.train import video_train as run
 
     out = run(cfg)
-    r = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    r = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     print(f"held-out temporal-order accuracy {r['held_out_temporal_order_acc']:.3f} on {r['held_out_clips']} clips "
           f"(chance {r['chance']:.2f}) after {r['steps']} steps -> {out}")
     return out
@@ -363,6 +365,12 @@ def recipes(cfg):
     return run(cfg)
 
 
+def push(cfg):
+    from .hub import push as run
+
+    return run(cfg)
+
+
 # ------------------------------------------------------------------------------------------------------- parser
 COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     # name: (function, config class, help, positional fields)
@@ -380,6 +388,8 @@ COMMANDS: dict[str, tuple[Callable, type, str, tuple[str, ...]]] = {
     "serve": (serve, ServeConfig, "JSON HTTP API over an export folder, with dynamic batching", ("model",)),
     "generate": (generate, GenerateConfig, "T5 / GPT-Neo text generation (greedy, beam, sampling) from a checkpoint "
                  "or an export folder", ("model",)),
+    "push": (push, PushConfig, "upload a run's model/ (weights, tokenizer, model card) to the Hugging Face Hub",
+             ("run", "repo_id")),
     "recipes": (recipes, RecipesConfig, "the recipes that ship with mengzi: list them, show or copy one (use one "
                 "with --recipe NAME)", ("action", "name")),
 }
@@ -469,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ConfigError, MissingDataError, ExportError, FileNotFoundError, FileExistsError, KeyError,
-            ValueError) as e:
+            ValueError, DiskFullError) as e:
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         command = " ".join(filter(None, [args.command, getattr(args, "subcommand", None)]))
         print(f"mengzi {command}: error: {message}", file=sys.stderr)

@@ -131,8 +131,8 @@ def test_multimodal_and_clue_generative_commands_resolve_their_recipes():
 
     parse = build_parser().parse_args
     cfg = resolve(OscarTrainConfig, parse(["oscar", "train", "--config", "recipes/oscar/retrieval-tiny.yaml",
-                                           "--steps", "3"]))
-    assert (cfg.task, cfg.steps) == ("retrieval", 3)
+                                           "--train.max-steps", "3"]))
+    assert (cfg.task, cfg.train.max_steps) == ("retrieval", 3)
     cfg = resolve(VideoTrainConfig, parse(["video", "train", "--config", "recipes/video/temporal-order-tiny.yaml",
                                            "--model.aggregator-positions", "none", "--stages", "{all: 5}"]))
     assert (cfg.model.aggregator_positions, cfg.stages) == ("none", {"all": 5})

@@ -13,22 +13,7 @@ from mengzi.finetune.batches import epoch_batches, process_share
 from mengzi.finetune.config import FinetuneConfig, TrainConfig
 from mengzi.finetune.kinds import context_window, get_kind, truncate_pair
 from mengzi.finetune.metrics import metric_for_kind
-from mengzi.finetune.techniques import TECHNIQUES, Technique, register_technique
 from mengzi.finetune.trainer import TaskSpec
-
-if "_crash_after" not in TECHNIQUES:
-
-    @register_technique("_crash_after")
-    class CrashAfter(Technique):
-        """Test-only: stops the run like a kill after `step` optimizer steps."""
-
-        def __init__(self, step: int = 1):
-            self.step, self.seen = step, 0
-
-        def after_optimizer_step(self, model):
-            self.seen += 1
-            if self.seen == self.step:
-                raise KeyboardInterrupt
 
 GOOD = ["这个很好", "非常好用", "好极了真棒", "质量很好", "服务好", "好评满分"]
 BAD = ["太差了", "质量很差", "非常失望", "差评退货", "不值这个价", "糟糕透顶"]
@@ -150,24 +135,11 @@ def test_finetune_learns_writes_the_run_folder_and_resumes(tiny_folder, tmp_path
     assert predictions == [r["prediction"] for r in dev_rows]
 
     # a killed run (crash after the step-24 checkpoint) resumes there and ends where the unkilled run ended
-    with pytest.raises(FileExistsError):
-        from mengzi.finetune.run import prepare_run_folder
-
-        prepare_run_folder(config(tiny_folder, out))
-    killed = config(tiny_folder, tmp_path / "killed")
-    killed.techniques = {"_crash_after": {"step": 30}}
-    with pytest.raises(KeyboardInterrupt):
-        finetune(killed, spec(), splits)
-    assert (tmp_path / "killed" / "checkpoints" / "step-00000024").is_dir()
-    killed.techniques, killed.resume = {}, True
-    finetune(killed, spec(), splits)
-    rows = [json.loads(line) for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in rows if r["split"] == "train"]
-    assert steps == sorted(set(steps)) and max(steps) == 36, steps
-    a = load(out / "model", task="sequence-classification")[0].state_dict()
-    b = load(tmp_path / "killed" / "model", task="sequence-classification")[0].state_dict()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    with pytest.raises(FileExistsError, match="--resume"):  # a finished run is not silently trained again
+        finetune(config(tiny_folder, out), spec(), splits)
+    # the finished run keeps model/ and its card, not the optimizer state; kill and resume: tests/test_resume.py
+    assert not (out / "checkpoints").exists() and (out / "model" / "README.md").is_file()
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
 
 
 def test_seed_ensemble_reports_each_seed_mean_spread_and_ensemble(tiny_folder, tmp_path):

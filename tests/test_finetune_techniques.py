@@ -150,13 +150,14 @@ def test_rdrop_adds_nothing_without_dropout_and_a_positive_kl_with_it(tiny_folde
 
 # --------------------------------------------------------------------------------------------------------- LLRD
 def test_layerwise_lr_decay_scales_each_layer(tiny_folder):
+    from mengzi.engine.optim import build_optimizer
     from mengzi.finetune.config import FinetuneConfig
-    from mengzi.finetune.trainer import build_optimizer
+    from mengzi.finetune.trainer import parameter_groups
 
     model, _ = classifier(tiny_folder)
     techniques = build_techniques({"llrd": {"decay": 0.5}}, "classification")
     cfg = FinetuneConfig(train=TrainConfig(lr=1.0))
-    optimizer = build_optimizer(model, cfg, techniques)
+    optimizer = build_optimizer(parameter_groups(model, cfg, techniques), lr=1.0)
     lr_of = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
     named = dict(model.named_parameters())
     assert lr_of[id(named["classifier.weight"])] == 1.0

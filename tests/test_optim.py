@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from mengzi.pretrain.optim import OPTIMIZERS, Lamb, build_optimizer, build_scheduler, register_optimizer
+from mengzi.engine.optim import OPTIMIZERS, Lamb, build_optimizer, build_scheduler, register_optimizer
 
 
 def lamb_reference(p, grads, lr, betas, eps, weight_decay, bias_correction=True, max_trust_ratio=None):

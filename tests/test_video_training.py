@@ -79,29 +79,29 @@ def test_recipes_load_and_open_with_their_command():
         assert cfg.stages and cfg.model.chunk_frames >= 1
 
 
-def test_video_train_writes_a_run_and_resumes_it(data, tmp_path):
+def test_video_train_writes_a_run_folder(data, tmp_path):
     from mengzi.multimodal.video import MavorsVideoLM, VideoTrainConfig, video_train
+    from mengzi.multimodal.video.config import VideoTrain
     from mengzi.multimodal.video.synthetic import TemporalOrderConfig
 
     cfg = VideoTrainConfig(out=str(tmp_path / "run"), data=TemporalOrderConfig(train_pairs=8, eval_pairs=4),
-                           stages={"aggregator": 2, "all": 1}, batch_size=4, eval_every=0, checkpoint_every=2)
+                           stages={"aggregator": 2, "all": 3}, train=VideoTrain(batch_size=4, micro_batch_size=2,
+                                                                                eval_every=0, save_every=2))
     first = video_train(cfg)
-    assert (first / "checkpoint" / "position.json").is_file() and (first / "model" / "model.safetensors").is_file()
-    cfg.stages = {"aggregator": 2, "all": 3}  # continue the same run for two more steps
-    video_train(cfg)
+    assert (first / "model" / "model.safetensors").is_file() and not (first / "checkpoints").exists()
     rows = [json.loads(line) for line in (first / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
-    train_steps = [r["step"] for r in rows if r["split"] == "train"]
-    assert train_steps == [1, 2, 3, 4, 5]  # resumed at the step-2 checkpoint; nothing logged twice
-    assert [r["stage"] for r in rows if r["split"] == "train"] == ["aggregator"] * 2 + ["all"] * 3
-    results = json.loads((first / "results.json").read_text(encoding="utf-8"))
-    assert results["steps"] == 5 and 0 <= results["held_out_temporal_order_acc"] <= 1
+    assert [r["step"] for r in rows if r["split"] == "train"] == [5]  # log_every 20: the last step
+    assert [r["step"] for r in rows if r["split"] == "eval"] == [0, 5]
+    results = json.loads((first / "metrics.json").read_text(encoding="utf-8"))
+    assert results["steps"] == 5 and results["samples_seen"] == 20 and 0 <= results["held_out_temporal_order_acc"] <= 1
+    assert "stage aggregator" in (first / "train.log").read_text() and "stage all" in (first / "train.log").read_text()
     model = MavorsVideoLM.load(first / "model")
     assert model.config.chunk_frames == cfg.model.chunk_frames
     with pytest.raises(ValueError, match="stages"):
         video_train(VideoTrainConfig(out=str(tmp_path / "bad"), stages={"lm-only": 3}))
-    # checkpoint_every 0: no checkpoints; the finished run is then not silently trained again from scratch
-    once = VideoTrainConfig(out=str(tmp_path / "once"), data=TemporalOrderConfig(train_pairs=8, eval_pairs=4),
-                            stages={"all": 1}, batch_size=4, eval_every=0, checkpoint_every=0)
-    assert not (video_train(once) / "checkpoint").exists()
-    with pytest.raises(FileExistsError, match="finished run with no checkpoint"):
-        video_train(once)
+    # a finished run is not silently trained again: --resume says it is finished, no flag is refused
+    with pytest.raises(FileExistsError, match="--resume"):
+        video_train(cfg)
+    cfg.resume = True
+    video_train(cfg)
+    assert [json.loads(x)["step"] for x in (first / "metrics.jsonl").read_text().splitlines()] == [0, 5, 5]

@@ -7,39 +7,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from ..config import option
+from ..engine.args import TrainArgs
 
 
 @dataclass
-class TrainConfig:
-    epochs: float = option(3.0, "passes over the training set (fractions allowed)", above=0)
-    batch_size: int = option(32, "examples per optimizer step over all processes (Langboat's 'global batch')", min=1)
-    micro_batch_size: int = option(32, "examples per forward pass and process; accumulation makes up the rest", min=1)
+class TrainConfig(TrainArgs):
+    """The engine's `TrainArgs` with fine-tuning's defaults, plus how examples become features."""
+
     lr: float = option(3e-5, "peak learning rate (the head's; layer-wise decay scales the layers below)", min=0)
-    weight_decay: float = option(0.01, "decoupled weight decay (not on biases and norms)", min=0)
-    adam_epsilon: float = option(1e-8, "AdamW epsilon (HF's default; Google BERT's 1e-6 starves small models' "
-                                       "embedding updates)", above=0)
-    warmup_ratio: float = option(0.1, "share of the steps with linear warmup", min=0, max=1)
-    schedule: Literal["linear", "cosine", "constant"] = option("linear", "decay after warmup")
-    clip_norm: float = option(1.0, "gradient-norm clipping (0: off)", min=0)
+    keep_last: int = option(1, "checkpoints kept while training (older ones are deleted)", min=1)
     max_seq_len: int = option(128, "tokens per sequence (per choice for multiple choice, per window for spans)", min=8)
     doc_stride: int = option(128, "spans: tokens between the starts of consecutive windows over a long context", min=1)
     max_answer_len: int = option(64, "spans: longest answer in tokens at decoding", min=1)
     group_by_length: bool = option(False, "batch examples of similar length together inside shuffled mega-batches of "
                                           "50 batches (less padding, faster; measured to cost accuracy on small "
                                           "data, so off by default, as in HF's Trainer)")
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option(
-        "auto", "auto: bf16 on GPUs with bf16, else fp16 on GPU; on CPU bf16 where it has native bf16, else fp32")
-    eval_every: int = option(0, "optimizer steps between dev evaluations (0: at the end of every epoch)", min=0)
     eval_batch_size: int = option(64, "examples per forward pass at evaluation", min=1)
-    seed: int = option(42, "seed of the head init, the data order and dropout", min=0)
-    threads: int = option(0, "torch threads per process (0: torch's default)", min=0)
     max_train_examples: int = option(0, "use only the first N training examples (0: all); for smoke runs", min=0)
     max_eval_examples: int = option(0, "use only the first N dev examples (0: all); for smoke runs (test sets are "
                                        "always predicted whole: a submission must cover every id)", min=0)
-    log_every: int = option(20, "optimizer steps between training-metric lines", min=1)
 
 
 @dataclass

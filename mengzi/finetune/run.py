@@ -2,8 +2,8 @@
 
     result = finetune(cfg, task, {"train": ds, "dev": ds}, tests={"test.json": ds})
 
-Run folder (the contract with `mengzi clue submit` and `mengzi export`): `config.yaml` (written by the caller,
-which knows its own config class), `train.log`, `metrics.jsonl`, `metrics.json` (best dev metrics; per seed, mean,
+Run folder (the contract with `mengzi clue submit` and `mengzi export`): `run.json` (task, kind, labels, how the
+data was read, max_seq_len, doc_stride; read through `mengzi.engine.runfolder.read_run`), `config.yaml`, `train.log`, `metrics.jsonl`, `metrics.json` (best dev metrics; per seed, mean,
 spread and ensemble when several seeds), `dev_predictions.jsonl`, `curves.png`, `model/` (the best checkpoint in
 plain transformers format, labels in its config), and with several seeds `seed-N/` folders of their own. Test
 predictions are returned to the caller, which writes them in its own format (CLUE: `predictions/`).
@@ -11,6 +11,7 @@ predictions are returned to the caller, which writes them in its own format (CLU
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import shutil
@@ -19,20 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .. import atomic
 from ..config import ConfigError
-from ..pretrain.runlog import MetricsLog
-from ..pretrain.trainer import _fresh_accelerator_state, _log_to, _mixed_precision
+from ..engine import loop, runfolder
 from .config import FinetuneConfig
 from .kinds import get_kind
 from .trainer import SeedResult, TaskSpec, predict_logits, train_seed
 
 log = logging.getLogger("mengzi.finetune")
-# accelerate logs every file of every checkpoint at INFO; a fine-tuning run checkpoints at each evaluation
-for _name in ("accelerate.checkpointing", "accelerate.accelerator"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass
@@ -43,47 +39,28 @@ class RunResult:
     test_predictions: dict[str, list] = field(default_factory=dict)  # split name -> predictions in dataset order
 
 
-def prepare_run_folder(cfg: FinetuneConfig) -> Path:
-    if not cfg.out:
-        raise ConfigError("name the run folder: --out RUN")
-    out = Path(cfg.out)
-    if (out / "metrics.json").exists() or (out / "checkpoints").exists() or any(out.glob("seed-*")):
-        if not cfg.resume and not cfg.overwrite:
-            raise FileExistsError(f"{out} already holds a run; pass --resume to continue it or --overwrite to start "
-                                  "again")
-        if cfg.overwrite and not cfg.resume:
-            shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def finetune(cfg: FinetuneConfig, task: TaskSpec, splits: dict, tests: dict | None = None) -> RunResult:
-    """Train every seed, evaluate the best checkpoints (and their ensemble) on dev, predict the test splits."""
-    from accelerate import Accelerator
+def finetune(cfg: FinetuneConfig, task: TaskSpec, splits: dict, tests: dict | None = None, data: dict | None = None,
+             command: str = "mengzi finetune") -> RunResult:
+    """Prepare the run folder (`cfg.resume` / `cfg.overwrite`; config.yaml says `command`), train every seed,
+    evaluate the best checkpoints (and their ensemble) on dev, predict the test splits. `data`: how the caller read
+    the data (run.json's `data`, from which export rebuilds the dev set and the input fields)."""
     from transformers.utils import logging as hf_logging
 
+    if not cfg.out:
+        raise ConfigError("name the run folder: --out RUN")
     hf_logging.disable_progress_bar()  # per-file load/save bars would drown the run's own progress bar
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)  # callers normally ran prepare_run_folder() and wrote config.yaml
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
     if cfg.train.batch_size % cfg.train.micro_batch_size and cfg.train.micro_batch_size < cfg.train.batch_size:
         log.warning("batch_size %d is not a multiple of micro_batch_size %d: the last micro-batch of a step is smaller",
                     cfg.train.batch_size, cfg.train.micro_batch_size)
-    _fresh_accelerator_state()
-    accelerator = Accelerator(mixed_precision=_mixed_precision(cfg.train.mixed_precision),
-                              cpu=not torch.cuda.is_available())
-    handler = _log_to(out / "train.log") if accelerator.is_main_process else None
-    try:
-        return _run(cfg, task, splits, tests or {}, out, accelerator)
-    finally:
-        if handler is not None:
-            logging.getLogger("mengzi").removeHandler(handler)
-            handler.close()
-        accelerator.end_training()
+    info = runfolder.RunInfo("finetune", task=task.name, kind=task.kind, labels=[str(x) for x in task.labels],
+                             data=data or {}, model=cfg.init_from or cfg.model, max_seq_len=cfg.train.max_seq_len,
+                             seeds=cfg.seeds or [cfg.train.seed], main_metric=task.main_metric,
+                             extra={"doc_stride": cfg.train.doc_stride, "max_answer_len": cfg.train.max_answer_len})
+    with loop.session(cfg, cfg.train, Path(cfg.out), command) as accelerator:
+        return _run(cfg, task, splits, tests or {}, Path(cfg.out), accelerator, info)
 
 
-def _run(cfg, task, splits, tests, out, accelerator) -> RunResult:
+def _run(cfg, task, splits, tests, out, accelerator, info) -> RunResult:
     from ..models.load import load
 
     seeds = cfg.seeds or [cfg.train.seed]
@@ -99,7 +76,7 @@ def _run(cfg, task, splits, tests, out, accelerator) -> RunResult:
             result = SeedResult(**{**json.loads(done.read_text(encoding="utf-8")), "model_dir": seed_out / "model"})
             log.info("seed %d: already finished (dev %s)", seed, result.best)
         else:
-            result = train_seed(cfg, task, splits, seed, seed_out, accelerator)
+            result = train_seed(cfg, task, splits, seed, seed_out, accelerator, copy.deepcopy(info))
             if accelerator.is_main_process:
                 atomic.write_text(done, json.dumps({"seed": seed, "best": result.best,
                                                     "train_seconds": result.train_seconds,
@@ -136,7 +113,11 @@ def _run(cfg, task, splits, tests, out, accelerator) -> RunResult:
         metrics["model_from_seed"] = best.seed
     atomic.write_text(out / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=1))
     _write_dev_predictions(out / "dev_predictions.jsonl", splits["dev"], dev_predictions, task)
-    _plot(out, seeds, task)
+    runfolder.plot({f"seed {s}" if len(seeds) > 1 else "": runfolder.MetricsLog(
+        (out if len(seeds) == 1 else out / f"seed-{s}") / "metrics.jsonl").rows() for s in seeds}, out / "curves.png",
+        title=task.name)
+    info.status = "finished"
+    runfolder.write_run(out, info)
     log.info("%s dev %s: %s -> %s", task.name, "ensemble" if len(results) > 1 else "best",
              ", ".join(f"{k} {v:.4f}" for k, v in final.items()), out)
     tests_out = {name: kind.predict(averaged[name], encoded[name], dataset, cfg.train) for name, dataset in tests.items()}
@@ -162,33 +143,3 @@ def _write_dev_predictions(path: Path, dataset, predictions: list, task: TaskSpe
             row["correct"] = gold[i] == prediction
         rows.append(json.dumps(row, ensure_ascii=False))
     atomic.write_text(path, "\n".join(rows) + "\n")
-
-
-def _plot(out: Path, seeds: list[int], task: TaskSpec) -> None:
-    """Training loss and dev metric against the step, one line per seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_loss, ax_dev) = plt.subplots(1, 2, figsize=(11, 4))
-    for seed in seeds:
-        folder = out if len(seeds) == 1 else out / f"seed-{seed}"
-        rows = MetricsLog(folder / "metrics.jsonl").rows()
-        train = [(r["step"], r["loss"]) for r in rows if r.get("split") == "train"]
-        dev = [(r["step"], r[task.main_metric]) for r in rows if r.get("split") == "dev" and task.main_metric in r]
-        if train:
-            ax_loss.plot(*zip(*train), label=f"seed {seed}")
-        if dev:
-            ax_dev.plot(*zip(*dev), "o-", label=f"seed {seed}")
-    ax_loss.set(xlabel="step", ylabel="training loss", title=task.name)
-    ax_dev.set(xlabel="step", ylabel=f"dev {task.main_metric}", title=f"{task.name} dev")
-    for ax in (ax_loss, ax_dev):
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = out / ".curves.tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out / "curves.png")

@@ -1,10 +1,11 @@
-"""One fine-tuning run of one seed: encode, train with the techniques, evaluate on dev, keep the best checkpoint.
+"""One fine-tuning run of one seed: encode, train with the techniques on the engine, keep the best dev checkpoint.
 
     result = train_seed(cfg, task, splits, seed, out, accelerator)
 
-`out/` receives `model/` (the best dev checkpoint in plain transformers format, written atomically),
-`checkpoints/step-N/` (accelerate state for `resume`: weights, optimizer, scheduler, RNG, technique state such as
-the EMA average) and `metrics.jsonl` (train loss / lr / samples per second, dev metrics per evaluation).
+What is fine-tuning's own: the task's model and head, the encoded features, the batches of an epoch, one micro-step
+with the techniques' hooks, the dev evaluation (under EMA's weights when on) and saving the best model with its
+labels. The loop, checkpoints (technique state such as the EMA average included), metrics.jsonl, early stopping and
+the run folder are the engine's (`mengzi.engine`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import torch
 
 from .. import atomic
 from ..config import ConfigError
-from ..pretrain.trainer import restore_or_start, save_checkpoint
+from ..engine import loop
+from ..engine.optim import decay_groups
+from ..engine.runfolder import RunInfo
 from .batches import epoch_batches, eval_batches, feature_length, micro_batches, process_share
 from .config import FinetuneConfig
 from .kinds import Encoded, Kind, get_kind
@@ -93,18 +96,15 @@ def build_model(cfg: FinetuneConfig, task: TaskSpec, kind: Kind):
     return model.train(), tokenizer
 
 
-def build_optimizer(model, cfg: FinetuneConfig, techniques) -> torch.optim.Optimizer:
-    """AdamW with no decay on biases/norms (pre-training's `decay_groups`) and each parameter's lr scaled by the
-    techniques (layer-wise decay)."""
-    from ..pretrain.optim import decay_groups
-
+def parameter_groups(model, cfg: FinetuneConfig, techniques) -> list[dict]:
+    """No decay on biases/norms (`decay_groups`) and each parameter's lr scaled by the techniques (layer-wise
+    decay)."""
     num_layers = getattr(_inner(model).config, "num_hidden_layers", 0)
     by_scale: dict[float, list] = {}
     for name, p in model.named_parameters():
         by_scale.setdefault(math.prod(t.lr_scale(name, num_layers) for t in techniques), []).append((name, p))
-    params = [dict(group, lr=cfg.train.lr * scale) for scale, named in sorted(by_scale.items())
-              for group in decay_groups(named, cfg.train.weight_decay) if group["params"]]
-    return torch.optim.AdamW(params, lr=cfg.train.lr, eps=cfg.train.adam_epsilon)
+    return [dict(group, lr=cfg.train.lr * scale) for scale, named in sorted(by_scale.items())
+            for group in decay_groups(named, cfg.train.weight_decay) if group["params"]]
 
 
 def _inner(model):
@@ -140,24 +140,104 @@ def evaluate(model, encoded, dataset, kind, task, cfg, pad_id, accelerator) -> t
     return task.metric(predictions, dataset), predictions, logits
 
 
-# ------------------------------------------------------------------------------------------------------ the loop
-def train_seed(cfg: FinetuneConfig, task: TaskSpec, splits: dict, seed: int, out: Path, accelerator) -> SeedResult:
+# ----------------------------------------------------------------------------------------------------- the stage
+class FinetuneStage(loop.Stage):
+    eval_split = "dev"
+
+    def __init__(self, cfg: FinetuneConfig, task: TaskSpec, kind: Kind, techniques, model, tokenizer, train_enc,
+                 dev_enc, dev_ds, seed: int):
+        super().__init__(model)
+        self.cfg, self.task, self.kind, self.techniques, self.tokenizer = cfg, task, kind, techniques, tokenizer
+        self.train_enc, self.dev_enc, self.dev_ds, self.seed = train_enc, dev_enc, dev_ds, seed
+        self.name, self.main_metric = f"{task.name} seed {seed}", task.main_metric
+        self.steps_per_epoch = math.ceil(len(train_enc) / cfg.train.batch_size)
+        self.lengths = [feature_length(f) for f in train_enc.features]
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.smoothing = max([tech.smoothing() for tech in techniques] + [0.0])
+        self.plan: tuple[int, list] = (-1, [])
+
+    def parameter_groups(self, args) -> list[dict]:
+        return parameter_groups(self.model, self.cfg, self.techniques)
+
+    def checkpoint_objects(self) -> list:
+        # always registered (even empty), so a checkpoint loads whatever techniques the resumed run switches on
+        return [_TechniqueState(self.techniques)]
+
+    def micro_batches(self, run: loop.Run) -> list[loop.Micro]:
+        t = self.cfg.train
+        epoch, within = divmod(run.step, self.steps_per_epoch)
+        if self.plan[0] != epoch:
+            self.plan = (epoch, epoch_batches(self.lengths, t.batch_size, self.seed, epoch, t.group_by_length))
+        share = process_share(self.plan[1][within], run.accelerator.process_index, run.accelerator.num_processes)
+        return [loop.Micro(chunk, len(chunk), sum(self.lengths[i] for i in chunk))
+                for chunk in micro_batches(share, t.micro_batch_size)]
+
+    def train_micro(self, run: loop.Run, micro: loop.Micro, weight: float) -> dict:
+        accelerator, kind, model = run.accelerator, self.kind, run.model
+
+        def forward(batch):
+            return kind.logits(model(**kind.model_inputs(batch, accelerator.device)))
+
+        def task_loss(logits, batch):
+            return kind.loss(logits, {k: v.to(logits.device) for k, v in batch.items()}, self.smoothing)
+
+        batch = kind.collate([self.train_enc.features[i] for i in micro.batch], self.pad_id)
+        with accelerator.autocast():
+            logits = forward(batch)
+            loss = task_loss(logits, batch)
+            step = Step(model=model, batch=batch, logits=logits, loss=loss, kind=kind, forward=forward,
+                        task_loss=task_loss, backward=lambda x: accelerator.backward(x * weight))
+            total = loss + sum(tech.extra_loss(step) for tech in self.techniques)
+        accelerator.backward(total * weight)
+        for tech in self.techniques:
+            with accelerator.autocast():
+                tech.after_backward(step)
+        return {"loss": float(total.detach())}
+
+    def after_step(self, run: loop.Run) -> None:
+        for tech in self.techniques:
+            tech.after_optimizer_step(run.model)
+
+    def evaluate(self, run: loop.Run) -> dict:
+        """Dev metrics under the evaluation weights (EMA's average if on), on the main process."""
+        if not run.accelerator.is_main_process:
+            return {}
+        inner = run.unwrapped
+        with contextlib.ExitStack() as stack:
+            for tech in self.techniques:
+                stack.enter_context(tech.eval_weights(inner))
+            metrics, _, _ = evaluate(inner, self.dev_enc, self.dev_ds, self.kind, self.task, self.cfg, self.pad_id,
+                                     run.accelerator)
+        return {k: round(v, 5) for k, v in metrics.items()}
+
+    def save_model(self, run: loop.Run, folder: Path) -> None:
+        from ..models.load import save_pretrained
+
+        inner = run.unwrapped
+        with contextlib.ExitStack() as stack:  # the best model is the one evaluated: EMA's average when on
+            for tech in self.techniques:
+                stack.enter_context(tech.eval_weights(inner))
+            final = inner
+            for tech in self.techniques:
+                final = tech.finalize_model(final)
+            save_pretrained(final, self.tokenizer, folder, overwrite=True)
+        atomic.write_text(run.out / "best.json", json.dumps(run.state["best"], indent=1))
+
+    def finish(self, run: loop.Run) -> dict:
+        return {"task": self.task.name, "seed": self.seed, "best": run.state["best"]}
+
+
+def train_seed(cfg: FinetuneConfig, task: TaskSpec, splits: dict, seed: int, out: Path, accelerator,
+               info: RunInfo | None = None) -> SeedResult:
     from accelerate.utils import set_seed
-    from tqdm import tqdm
 
-    from ..models.load import save_pretrained
-    from ..pretrain.optim import build_scheduler
-
-    t, main = cfg.train, accelerator.is_main_process
+    t = cfg.train
     set_seed(seed)
     kind = get_kind(task.kind)
     techniques = build_techniques(cfg.techniques, kind.name)
-    smoothing = max([tech.smoothing() for tech in techniques] + [0.0])
     model, tokenizer = build_model(cfg, task, kind)
-    pad_id = tokenizer.pad_token_id or 0
     for tech in techniques:
         model = tech.prepare_model(model, kind.name)
-
     train_ds, dev_ds = splits["train"], splits["dev"]
     for tech in techniques:
         train_ds = tech.prepare_train_data(train_ds, kind.name)
@@ -170,132 +250,10 @@ def train_seed(cfg: FinetuneConfig, task: TaskSpec, splits: dict, seed: int, out
         raise ConfigError(f"{task.name}: no training examples")
     for tech in techniques:
         tech.prepare_train_features(train_enc, kind, accelerator)
-
-    steps_per_epoch = math.ceil(len(train_enc) / t.batch_size)
-    total_steps = max(1, math.ceil(t.epochs * steps_per_epoch))
-    eval_every = t.eval_every or steps_per_epoch
-    optimizer = build_optimizer(model, cfg, techniques)
-    scheduler = build_scheduler(optimizer, t.schedule, warmup_steps=int(t.warmup_ratio * total_steps),
-                                total_steps=total_steps)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-    # always registered (even empty), so a checkpoint loads whatever techniques the resumed run switches on
-    accelerator.register_for_checkpointing(_TechniqueState(techniques))
-
-    state, metrics_log, resumed = restore_or_start(accelerator, out, cfg.resume,
-                                                   {"step": 0, "best": None, "train_seconds": 0.0, "train_samples": 0})
-    if resumed:
-        log.info("seed %d: resumed from %s (step %d of %d)", seed, resumed, state["step"], total_steps)
-
-    lengths = [feature_length(f) for f in train_enc.features]
-    rank, world = accelerator.process_index, accelerator.num_processes
-    log.info("seed %d: %d steps (%.1f epochs x %d) of %d examples, %d per micro-batch, %d process(es); techniques: %s",
-             seed, total_steps, t.epochs, steps_per_epoch, t.batch_size, t.micro_batch_size, world,
-             ", ".join(tech.name for tech in techniques) or "none")
-
-    def forward(batch):
-        return kind.logits(model(**kind.model_inputs(batch, accelerator.device)))
-
-    def task_loss(logits, batch):
-        return kind.loss(logits, {k: v.to(logits.device) for k, v in batch.items()}, smoothing)
-
-    plan_epoch, plan = -1, []
-    window = {"loss": 0.0, "n": 0, "samples": 0, "start": time.perf_counter()}
-    bar = tqdm(total=total_steps, initial=state["step"], desc=f"{task.name} seed {seed}", unit="step",
-               disable=not main, mininterval=2)
-    model.train()
-    while state["step"] < total_steps:
-        epoch, within = divmod(state["step"], steps_per_epoch)
-        if epoch != plan_epoch:
-            plan, plan_epoch = epoch_batches(lengths, t.batch_size, seed, epoch, t.group_by_length), epoch
-        share = process_share(plan[within], rank, world)
-        chunks = micro_batches(share, t.micro_batch_size)
-        for k, chunk in enumerate(chunks):
-            features = [train_enc.features[i] for i in chunk]
-            batch = kind.collate(features, pad_id)
-            weight = len(chunk) / len(share)
-            sync = k == len(chunks) - 1
-            with accelerator.no_sync(model) if not sync else contextlib.nullcontext():
-                with accelerator.autocast():
-                    logits = forward(batch)
-                    loss = task_loss(logits, batch)
-                    step = Step(model=model, batch=batch, logits=logits, loss=loss, kind=kind, forward=forward,
-                                task_loss=task_loss, backward=lambda x, w=weight: accelerator.backward(x * w))
-                    total = loss + sum(tech.extra_loss(step) for tech in techniques)
-                accelerator.backward(total * weight)
-                for tech in techniques:
-                    with accelerator.autocast():
-                        tech.after_backward(step)
-            window["loss"] += float(total.detach()) * weight
-            window["samples"] += len(chunk)
-        window["n"] += 1
-        if t.clip_norm > 0:
-            accelerator.clip_grad_norm_(model.parameters(), t.clip_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        for tech in techniques:
-            tech.after_optimizer_step(model)
-        state["step"] += 1
-        bar.update(1)
-
-        final = state["step"] == total_steps
-        if state["step"] % t.log_every == 0 or final:
-            elapsed = time.perf_counter() - window["start"]
-            samples = window["samples"] * world
-            state["train_seconds"] += elapsed
-            state["train_samples"] += samples
-            row = {"split": "train", "step": state["step"], "epoch": round(state["step"] / steps_per_epoch, 3),
-                   "loss": round(window["loss"] / window["n"], 5), "lr": scheduler.get_last_lr()[-1],
-                   "samples_per_s": round(samples / elapsed, 1)}
-            if main:
-                metrics_log.write(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}")
-            window = {"loss": 0.0, "n": 0, "samples": 0, "start": time.perf_counter()}
-        if final or state["step"] % eval_every == 0:
-            paused = time.perf_counter()
-            _evaluate_and_keep(model, tokenizer, dev_enc, dev_ds, kind, task, cfg, pad_id, accelerator, techniques,
-                               state, metrics_log, out, save_pretrained)
-            save_checkpoint(accelerator, out / "checkpoints", state, keep_last=1)
-            window["start"] += time.perf_counter() - paused  # evaluation is not training time
-    bar.close()
+    log.info("seed %d: techniques: %s", seed, ", ".join(tech.name for tech in techniques) or "none")
+    stage = FinetuneStage(cfg, task, kind, techniques, model, tokenizer, train_enc, dev_enc, dev_ds, seed)
+    info = info or RunInfo("finetune", task=task.name, kind=task.kind, labels=list(task.labels))
+    state = loop.train(stage, t, out, accelerator, resume=cfg.resume, info=info)
     accelerator.wait_for_everyone()
-    return SeedResult(seed, state["best"] or {}, out / "model", state["train_seconds"], state["train_samples"])
-
-
-def _evaluate_and_keep(model, tokenizer, dev_enc, dev_ds, kind, task, cfg, pad_id, accelerator, techniques, state,
-                       metrics_log, out, save_pretrained) -> None:
-    """Dev metrics under the evaluation weights (EMA's average if on); a new best is saved as out/model."""
-    if accelerator.is_main_process:
-        inner = accelerator.unwrap_model(model)
-        with contextlib.ExitStack() as stack:
-            for tech in techniques:
-                stack.enter_context(tech.eval_weights(inner))
-            metrics, _, _ = evaluate(inner, dev_enc, dev_ds, kind, task, cfg, pad_id, accelerator)
-            row = {"split": "dev", "step": state["step"], **{k: round(v, 5) for k, v in metrics.items()}}
-            metrics_log.write(row)
-            score = metrics[task.main_metric]
-            best = state["best"]
-            improved = best is None or score > best[task.main_metric]
-            log.info("step %d dev: %s%s", state["step"], ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
-                     " (best so far)" if improved else "")
-            if improved:
-                state["best"] = row
-                final = inner
-                for tech in techniques:
-                    final = tech.finalize_model(final)
-                save_pretrained(final, tokenizer, out / "model", overwrite=True)
-                atomic.write_text(out / "best.json", json.dumps(row, indent=1))
-    accelerator.wait_for_everyone()
-    # every process needs the same `best` in its checkpoint state
-    state["best"] = _broadcast_json(state["best"], accelerator)
-
-
-def _broadcast_json(value, accelerator):
-    if accelerator.num_processes == 1:
-        return value
-    from accelerate.utils import broadcast_object_list
-
-    box = [value]
-    broadcast_object_list(box, from_process=0)
-    return box[0]
+    best = {k: v for k, v in (state["best"] or {}).items() if k != "split"}
+    return SeedResult(seed, best, out / "model", state["train_seconds"], state["samples_seen"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from .. import atomic
-from ..config import ConfigError, option, save_yaml
+from ..config import ConfigError, option, to_dict
 from ..tabular import DataError, cell, present, read_records, short, where
 from .config import FinetuneConfig
 
@@ -151,7 +151,7 @@ def _choice_index(path, number, column, value: str, choices):
 def finetune_user(cfg: UserFinetuneConfig) -> Path:
     from ..data import resolve
     from .metrics import metric_for_kind
-    from .run import finetune, prepare_run_folder
+    from .run import finetune
     from .trainer import TaskSpec
 
     spec = cfg.dataset
@@ -168,11 +168,10 @@ def finetune_user(cfg: UserFinetuneConfig) -> Path:
     splits = {s: load_user_split(spec, paths[s], labels, rows=rows[s]) for s in ("train", "dev")}
     tests = {"test": load_user_split(spec, paths["test"], labels, labelled=False, rows=rows["test"])} \
         if "test" in paths else {}
-    out = prepare_run_folder(cfg)
-    save_yaml(cfg, out / "config.yaml", header="resolved config of this run (mengzi finetune --config this)")
+    out = Path(cfg.out or "")
     metric, main = metric_for_kind(spec.kind)
     task = TaskSpec(name=Path(cfg.out).name, kind=spec.kind, labels=tuple(labels), metric=metric, main_metric=main)
-    result = finetune(cfg, task, splits, tests)
+    result = finetune(cfg, task, splits, tests, data={"dataset": to_dict(spec), "data": cfg.data})
     if tests and result.test_predictions:
         rows = []
         for example_id, prediction in zip(tests["test"]["id"], result.test_predictions["test"]):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Literal
 
-from ..config import FieldError, option
+from ..config import option
+from ..engine.args import TrainArgs
 
 
 @dataclass
@@ -31,36 +32,25 @@ class GenerationOptions:
 
 
 @dataclass
-class TextGenTrainConfig:
+class TextGenTrainConfig(TrainArgs):
+    """The engine's `TrainArgs` with text generation's defaults, plus sequence lengths and evaluation sizes."""
+
     max_steps: int = option(300, "optimizer steps (0: `epochs` passes over the training set)", min=0)
     epochs: float = option(1.0, "passes over the training set when max_steps is 0", min=0)
     batch_size: int = option(16, "examples (or corpus blocks) per optimizer step", min=1)
     micro_batch_size: int = option(16, "examples per forward pass; accumulation makes up batch_size", min=1)
-    lr: float = option(1e-3, "peak learning rate (AdamW)", min=0)
-    weight_decay: float = option(0.01, "decoupled weight decay (not on biases and norms)", min=0)
-    warmup_ratio: float = option(0.06, "share of the steps with linear warmup", min=0, max=1)
-    schedule: Literal["linear", "cosine", "constant"] = option("linear", "decay after warmup")
-    clip_norm: float = option(1.0, "gradient-norm clipping (0: off)", min=0)
+    lr: float = option(1e-3, "peak learning rate", min=0)
+    warmup_ratio: float = option(0.06, "share of the steps with linear warmup when warmup_steps is 0", min=0, max=1)
+    save_every: int = option(100, "optimizer steps between resumable checkpoints (0: at every evaluation)", min=0)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option(
+        "no", "auto: bf16/fp16 on GPU, bf16 on CPUs with native bf16; no: fp32")
     max_source_len: int = option(256, "source tokens kept (longer sources are cut)", min=1)
     max_target_len: int = option(64, "target tokens kept (longer targets are cut)", min=1)
     block_size: int = option(128, "corpus task: tokens per training / perplexity block", min=2)
-    eval_every: int = option(0, "optimizer steps between dev evaluations (0: only at the end)", min=0)
-    eval_at_start: bool = option(False, "also evaluate the model before the first step (a baseline in the log)")
     max_train_examples: int = option(0, "use only the first N training examples or corpus documents (0: all)", min=0)
     max_eval_examples: int = option(200, "generate for / score only the first N dev examples, or (corpus) the "
                                     "first N held-out paragraphs (0: all)", min=0)
     eval_batch_size: int = option(32, "examples per generation or perplexity batch at evaluation", min=1)
-    save_every: int = option(100, "optimizer steps between resumable checkpoints (0: none)", min=0)
-    keep_last: int = option(2, "checkpoints kept (older ones are deleted)", min=0)
-    log_every: int = option(20, "optimizer steps between training-loss lines in metrics.jsonl", min=1)
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option(
-        "no", "auto: bf16/fp16 on GPU, bf16 on CPUs with native bf16; no: fp32")
-    seed: int = option(42, "seed of the data order, dropout and (from scratch) the weights", min=0)
-    threads: int = option(0, "torch threads (0: torch's default)", min=0)
-
-    def check_fields(self) -> None:
-        if self.max_steps == 0 and self.epochs == 0:
-            raise FieldError("epochs", "must be above 0 when max_steps is 0 (nothing would be trained)")
 
 
 @dataclass

@@ -7,36 +7,26 @@
   covers only the target and EOS (the prompt's labels are -100), so it learns to answer, not to write prompts;
   at generation the source is the prompt. On the `corpus` task: plain causal LM on blocks of `block_size` tokens.
 
-Run folder `out/`: `config.yaml` (resolved), `train.log`, `metrics.jsonl` (training loss, lr; dev loss and metrics
-or perplexity at every evaluation), `checkpoints/step-N/` (accelerate state: weights as safetensors, optimizer,
-scheduler, RNG), `model/` (final weights, `save_pretrained`), `metrics.json` (the final dev evaluation) and, for pair
-tasks, `predictions.jsonl` (id, source, reference, prediction). Everything is written atomically; `resume: true`
-continues from the last complete checkpoint with the same data position and RNG, so a killed run ends where an
-unkilled one would.
+Training runs on the engine (`mengzi.engine`), which writes the run folder: `run.json`, `config.yaml`, `train.log`,
+`metrics.jsonl` (training loss, lr; dev loss and metrics or perplexity at every evaluation), `metrics.json`,
+`curves.png`, `model/`, checkpoints while training; this module adds `predictions.jsonl` for pair tasks (id, source,
+reference, prediction). A killed run resumed with `resume: true` ends where an unkilled one would.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
-import shutil
-import time
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import atomic
-from ..config import ConfigError, save_yaml
-from ..pretrain.trainer import (
-    _fresh_accelerator_state,
-    _log_to,
-    _mixed_precision,
-    checkpoints,
-    restore_or_start,
-    save_checkpoint,
-)
+from ..config import ConfigError
+from ..engine import loop, runfolder
 from . import data as textdata
 from .config import TextGenConfig
 from .metrics import KEYWORD_METRICS, TEXT_METRICS, score
@@ -115,18 +105,6 @@ def step_indices(step: int, batch_size: int, n: int, seed: int) -> list[int]:
 
 
 # --------------------------------------------------------------------------------------------------- the command
-def _prepare_run_folder(cfg: TextGenConfig, out: Path) -> None:
-    existing = checkpoints(out / "checkpoints")
-    finished = (out / "metrics.json").is_file()
-    if (existing or finished) and not cfg.resume and not cfg.overwrite:
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue or --overwrite to start again")
-    if cfg.overwrite and not cfg.resume:
-        for name in ("checkpoints", "model", "metrics.jsonl", "metrics.json", "predictions.jsonl"):
-            target = out / name
-            shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def train_textgen(cfg: TextGenConfig, splits: dict | None = None) -> TextGenResult:
     """Fine-tune `cfg.model` on `cfg.task` and evaluate it on dev; see the module doc for the run folder.
 
@@ -137,30 +115,35 @@ def train_textgen(cfg: TextGenConfig, splits: dict | None = None) -> TextGenResu
     ROUGE-1/2/L, BLEU, exact match) plus the teacher-forced dev loss. `cfg.train.max_eval_examples` still caps the dev examples generated.
     Returns the run folder, the final dev metrics and the dev predictions.
     """
-    from accelerate import Accelerator
+    from accelerate.utils import set_seed
 
     if not cfg.out:
         raise ConfigError("textgen train needs a run folder: --out RUN")
     out, t = Path(cfg.out), cfg.train
-    if t.threads:
-        torch.set_num_threads(t.threads)
     if t.batch_size % t.micro_batch_size:
         raise ConfigError(f"train.batch_size {t.batch_size} is not a multiple of micro_batch_size {t.micro_batch_size}")
-    _fresh_accelerator_state()
-    accelerator = Accelerator(mixed_precision=_mixed_precision(t.mixed_precision), cpu=not torch.cuda.is_available())
-    if accelerator.num_processes > 1:  # the data order and the run folder are written for one process
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # the data order is written for one process
         raise ConfigError("textgen train runs in one process (one GPU or the CPU); launch it without "
                           "`accelerate launch --num_processes N`")
     if splits is None and cfg.task != "corpus":  # users' pair files are read and checked before the run folder
         splits = {"train": textdata.load_pairs(cfg, "train", t.max_train_examples), "dev": textdata.load_pairs(cfg, "dev")}
-    _prepare_run_folder(cfg, out)
-    save_yaml(cfg, out / "config.yaml", header="resolved config of this run (mengzi textgen train --config this)")
-    handler = _log_to(out / "train.log")
-    try:
-        return _train(cfg, accelerator, out, splits)
-    finally:
-        logging.getLogger("mengzi").removeHandler(handler)
-        handler.close()
+    with loop.session(cfg, t, out, "mengzi textgen train") as accelerator:
+        set_seed(t.seed)
+        model, tokenizer, family = build_model(cfg)
+        features, dev = _load_data(cfg, tokenizer, family, splits)
+        if not features:
+            raise ValueError("no training examples")
+        log.info("fine-tuning %s (%s, %.1fM parameters) on %s", cfg.model, family,
+                 sum(p.numel() for p in model.parameters()) / 1e6, cfg.task)
+        stage = TextGenStage(cfg, model, tokenizer, family, features, dev)
+        info = runfolder.RunInfo("textgen", task=cfg.task, model=cfg.model, max_seq_len=t.max_source_len,
+                                 extra={"family": family, "max_target_len": t.max_target_len})
+        state = loop.train(stage, t, out, accelerator, resume=cfg.resume, info=info)
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["dev"]
+    log.info("done: %d steps; dev %s; model -> %s", state["step"], metrics, out / "model")
+    saved = out / "predictions.jsonl"
+    return TextGenResult(out=out, metrics=metrics, predictions=[json.loads(x) for x in saved.read_text(
+        encoding="utf-8").splitlines()] if saved.is_file() else [])
 
 
 def _load_data(cfg: TextGenConfig, tokenizer, family: str, splits: dict | None):
@@ -218,86 +201,46 @@ def evaluate(cfg: TextGenConfig, model, tokenizer, family: str, dev, with_predic
     return metrics, rows
 
 
-def _train(cfg: TextGenConfig, accelerator, out: Path, splits) -> TextGenResult:
-    import json
+class TextGenStage(loop.Stage):
+    def __init__(self, cfg: TextGenConfig, model, tokenizer, family: str, features: list[dict], dev):
+        super().__init__(model)
+        self.cfg, self.tokenizer, self.family, self.features, self.dev = cfg, tokenizer, family, features, dev
+        self.name = f"textgen {cfg.task}"
+        self.steps_per_epoch = math.ceil(len(features) / cfg.train.batch_size)
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.predictions: list[dict] = []
 
-    from accelerate.utils import set_seed
-    from tqdm import tqdm
+    def micro_batches(self, run: loop.Run) -> list[loop.Micro]:
+        t = self.cfg.train
+        indices = step_indices(run.step, t.batch_size, len(self.features), t.seed)
+        out = []
+        for k in range(0, len(indices), t.micro_batch_size):
+            batch = collate([self.features[i] for i in indices[k : k + t.micro_batch_size]], self.pad, self.family)
+            out.append(loop.Micro(batch, len(batch["input_ids"]), int(batch["attention_mask"].sum())))
+        return out
 
-    from ..models.load import save_pretrained
-    from ..pretrain.optim import build_optimizer, build_scheduler
+    def loss(self, run: loop.Run, batch):
+        return run.model(**{key: v.to(run.accelerator.device) for key, v in batch.items()}).loss, {}
 
-    t = cfg.train
-    set_seed(t.seed)
-    model, tokenizer, family = build_model(cfg)
-    features, dev = _load_data(cfg, tokenizer, family, splits)
-    if not features:
-        raise ValueError("no training examples")
-    total = t.max_steps or max(1, math.ceil(t.epochs * len(features) / t.batch_size))
-    optimizer = build_optimizer(model, "adamw", lr=t.lr, weight_decay=t.weight_decay)
-    scheduler = build_scheduler(optimizer, t.schedule, warmup_steps=int(t.warmup_ratio * total), total_steps=total)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-    state, metrics_log, resumed = restore_or_start(accelerator, out, cfg.resume, {"step": 0, "train_seconds": 0.0})
-    if resumed:
-        log.info("resumed from %s (step %d)", resumed, state["step"])
-    inner = accelerator.unwrap_model(model)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    log.info("fine-tuning %s (%s, %.1fM parameters) on %s: %d steps of %d", cfg.model, family,
-             sum(p.numel() for p in inner.parameters()) / 1e6, cfg.task, total, t.batch_size)
+    def evaluate(self, run: loop.Run) -> dict:
+        final = run.step == run.total_steps
+        metrics, rows = evaluate(self.cfg, run.unwrapped, self.tokenizer, self.family, self.dev, with_predictions=final)
+        if final:
+            self.predictions = rows
+        run.model.train()
+        return metrics
 
-    def evaluate_and_log(final: bool = False):
-        metrics, rows = evaluate(cfg, inner, tokenizer, family, dev, with_predictions=final)
-        metrics_log.write({"split": "dev", "step": state["step"], **metrics})
-        log.info("step %d dev: %s", state["step"], ", ".join(f"{k} {v}" for k, v in metrics.items()))
-        model.train()
-        return metrics, rows
+    def save_model(self, run: loop.Run, folder: Path) -> None:
+        from ..models.load import save_pretrained
 
-    if t.eval_at_start and state["step"] == 0:  # kept in the checkpointed state: a resumed run reports it too
-        state["dev_at_start"] = evaluate_and_log()[0]
-    bar = tqdm(total=total, initial=state["step"], desc=f"textgen {cfg.task}", unit="step", mininterval=2)
-    accumulation = t.batch_size // t.micro_batch_size
-    model.train()
-    window, window_steps = 0.0, 0
-    while state["step"] < total:
-        started = time.perf_counter()
-        indices = step_indices(state["step"], t.batch_size, len(features), t.seed)
-        step_loss = 0.0
-        for k in range(accumulation):
-            batch = collate([features[i] for i in indices[k * t.micro_batch_size : (k + 1) * t.micro_batch_size]],
-                            pad, family)
-            with accelerator.autocast():
-                loss = model(**{key: v.to(accelerator.device) for key, v in batch.items()}).loss / accumulation
-            accelerator.backward(loss)
-            step_loss += float(loss.detach())
-        if t.clip_norm:
-            accelerator.clip_grad_norm_(model.parameters(), t.clip_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        state["step"] += 1
-        state["train_seconds"] += time.perf_counter() - started
-        window, window_steps = window + step_loss, window_steps + 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{step_loss:.3f}")
-        if state["step"] % t.log_every == 0 or state["step"] == total:
-            metrics_log.write({"split": "train", "step": state["step"], "loss": round(window / window_steps, 5),
-                               "lr": scheduler.get_last_lr()[0]})
-            window, window_steps = 0.0, 0
-        if t.eval_every and state["step"] % t.eval_every == 0 and state["step"] < total:
-            evaluate_and_log()
-        if t.save_every and state["step"] % t.save_every == 0 and state["step"] < total:
-            save_checkpoint(accelerator, out / "checkpoints", state, t.keep_last)
-    bar.close()
-    save_pretrained(inner, tokenizer, out / "model", overwrite=True)  # first: a failing evaluation loses no training
-    metrics, predictions = evaluate_and_log(final=True)
-    if predictions:
-        textdata.write_jsonl(out / "predictions.jsonl", predictions)
-    summary = {"task": cfg.task, "model": cfg.model, "steps": state["step"],
-               "train_seconds": round(state["train_seconds"], 1), "dev": metrics}
-    if "dev_at_start" in state:
-        summary["dev_at_start"] = state["dev_at_start"]
-    atomic.write_text(out / "metrics.json", json.dumps(summary, ensure_ascii=False, indent=1))
-    accelerator.end_training()
-    log.info("done: %d steps; dev %s; model -> %s", state["step"], metrics, out / "model")
-    return TextGenResult(out=out, metrics=metrics, predictions=predictions)
+        save_pretrained(run.unwrapped, self.tokenizer, folder, overwrite=True)
+
+    def finish(self, run: loop.Run) -> dict:
+        if self.predictions:
+            textdata.write_jsonl(run.out / "predictions.jsonl", self.predictions)
+        state = run.state
+        summary = {"task": self.cfg.task, "model": self.cfg.model,
+                   "dev": {k: v for k, v in (state["last_eval"] or {}).items() if k not in ("split", "step")}}
+        if state.get("start_eval"):
+            summary["dev_at_start"] = {k: v for k, v in state["start_eval"].items() if k not in ("split", "step")}
+        return summary

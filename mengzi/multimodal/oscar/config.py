@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mengzi.config import option
+from mengzi.engine.args import PRECISION_HELP, TrainArgs
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,17 @@ class Layout:
     @property
     def caption_len(self) -> int:
         return self.caption_tokens + 2
+
+
+@dataclass
+class OscarTrain(TrainArgs):
+    """The engine's `TrainArgs` with Oscar's defaults."""
+
+    max_steps: int = option(300, "optimizer steps", min=1)
+    lr: float = option(5e-4, "peak learning rate (linear warm-up then linear decay)", min=0)
+    seed: int = option(0, "seed for weights, data and masking", min=0)
+    save_every: int = option(100, "optimizer steps between resumable checkpoints (0: at the end only)", min=0)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option("no", PRECISION_HELP)
 
 
 @dataclass
@@ -35,23 +47,17 @@ class OscarTrainConfig:
     max_regions: int = option(50, "at most this many regions per image (Oscar: 50)")
     caption_tokens: int = option(20, "caption word pieces (excluding [CLS]/[SEP])")
     tag_tokens: int = option(10, "tag word pieces (excluding the closing [SEP])")
-    steps: int = option(300, "optimizer steps")
-    batch_size: int = option(32, "examples per step")
-    lr: float = option(5e-4, "peak learning rate (linear warm-up then linear decay)")
-    warmup: float = option(0.1, "share of steps spent warming up")
-    weight_decay: float = option(0.01, "AdamW weight decay")
     mask_prob: float = option(0.15, "captioning: share of caption tokens masked (Oscar: 0.15)")
     max_masked: int = option(3, "captioning: at most this many masked tokens per caption (Oscar: 3)")
     num_labels: int = option(2, "retrieval: 2 (match / not) or 3 (match / caption replaced / tags polluted)")
     pollute_prob: float = option(0.5, "retrieval: share of negatives made by polluting the tags")
     beams: int = option(1, "captioning evaluation: beam size (1 = greedy)")
     overrides: dict = option({}, "config fields to change on a preset, e.g. {num_hidden_layers: 1}")
-    seed: int = option(0, "seed for weights, data and masking")
-    log_every: int = option(20, "log the training loss every this many steps")
-    save_every: int = option(100, "write a resumable checkpoint every this many steps (0: never)")
+    train: OscarTrain = option(OscarTrain(), "the optimisation (train.seed also draws the synthetic scenes, the region "
+                                             "encoder and the masks)")
     out: str = option("runs/oscar", "run folder")
-    overwrite: bool = option(False, "replace an existing finished run folder")
-    resume: bool = option(True, "go on from out/checkpoint when one exists")
+    resume: bool = option(False, "continue from the run folder's last complete checkpoint")
+    overwrite: bool = option(False, "start afresh in a run folder that already has results")
 
     @property
     def layout(self) -> Layout:

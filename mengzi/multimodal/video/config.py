@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from ...config import option
+from ...engine.args import PRECISION_HELP, TrainArgs
 from .synthetic import TemporalOrderConfig
 
 
@@ -58,15 +59,31 @@ class VideoLMConfig:
 
 
 @dataclass
+class VideoTrain(TrainArgs):
+    """The engine's `TrainArgs` with the video LM's defaults; the steps are the stages' (`stages`), not max_steps."""
+
+    max_steps: int = option(0, "set by `stages` (their steps add up); leave 0", min=0, max=0)
+    batch_size: int = option(16, "clips per step", min=1)
+    micro_batch_size: int = option(16, "clips per forward pass; accumulation makes up batch_size", min=1)
+    lr: float = option(3e-3, "AdamW learning rate (constant after a 10-step warm-up)", min=0)
+    weight_decay: float = option(0.0, "AdamW weight decay (not on biases and norms)", min=0)
+    schedule: Literal["linear", "cosine", "constant"] = option("constant", "decay after warmup")
+    warmup_steps: int = option(10, "linear warmup steps", min=0)
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = option("no", PRECISION_HELP)
+    seed: int = option(0, "seed of the batch draws and dropout", min=0)
+    threads: int = option(1, "torch threads (0: torch's default)", min=0)
+    eval_every: int = option(100, "steps between held-out evaluations (0: only at the end)", min=0)
+    eval_at_start: bool = option(True, "evaluate the untrained model first (chance is 0.5)")
+    save_every: int = option(100, "steps between checkpoints a killed run resumes from (0: at every evaluation)",
+                             min=0)
+
+
+@dataclass
 class VideoTrainConfig:
-    out: str = option("runs/video/temporal-order-tiny", "run folder (config, metrics, checkpoint, final model)")
+    out: str = option("runs/video/temporal-order-tiny", "run folder (config, metrics, checkpoints, final model)")
     model: VideoLMConfig = option(VideoLMConfig.tiny(), "the video LM to build")
     data: TemporalOrderConfig = option(TemporalOrderConfig(), "synthetic temporal-order clips")
     stages: dict = option({"all": 300}, "training stages in order, name -> steps (aggregator | all-but-lm | all)")
-    batch_size: int = option(16, "clips per step")
-    lr: float = option(3e-3, "AdamW learning rate (constant after a 10-step warm-up)")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    eval_every: int = option(100, "steps between held-out evaluations (0: only at the end)")
-    checkpoint_every: int = option(100, "steps between checkpoints a killed run resumes from (0: none)")
-    threads: int = option(1, "torch CPU threads")
-    overwrite: bool = option(False, "start over in an existing run folder instead of resuming it")
+    train: VideoTrain = option(VideoTrain(), "the optimisation")
+    resume: bool = option(False, "continue from the run folder's last complete checkpoint")
+    overwrite: bool = option(False, "start afresh in a run folder that already has results")

@@ -1,24 +1,23 @@
-"""`video_train(cfg)`: train a MavorsVideoLM on synthetic temporal-order clips, stage by stage, into a run folder.
+"""`video_train(cfg)`: train a MavorsVideoLM on synthetic temporal-order clips, stage by stage, on the engine.
 
-The run folder holds config.yaml, metrics.jsonl (train loss, held-out temporal-order accuracy), checkpoint/
-(model + optimizer + position, rewritten atomically every `checkpoint_every` steps: a killed run resumes there
-with the same batches) and model/ (the final MavorsVideoLM, loadable with `MavorsVideoLM.load`).
+What is the video LM's own: the stages (which parts learn when), a batch of clips drawn by (seed, step), the
+held-out temporal-order accuracy. The engine (`mengzi.engine`) writes the run folder: run.json, config.yaml,
+train.log, metrics.jsonl, curves.png, checkpoints while training (a killed run resumes with --resume), model/
+(loadable with `MavorsVideoLM.load`); metrics.json holds the held-out accuracy.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ... import atomic
-from ...config import save_yaml
-from ...pretrain.runlog import MetricsLog
-from .config import VideoTrainConfig
+from ...engine import loop, runfolder
+from .config import VideoTrain, VideoTrainConfig
 from .model import MavorsVideoLM
 from .stages import STAGES, set_stage
 from .synthetic import PROMPT, temporal_order_examples
@@ -39,115 +38,99 @@ def temporal_order_accuracy(model: MavorsVideoLM, examples, batch_size: int = 32
     return right / len(examples)
 
 
-def make_optimizer(model: MavorsVideoLM, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    return torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
+class VideoStage(loop.Stage):
+    name = "video"
 
+    def __init__(self, model: MavorsVideoLM, train: list, held_out: list, stages: dict[str, int]):
+        super().__init__(model)
+        self.train, self.held_out, self.stages = train, held_out, list(stages.items())
+        self.current = None
 
-def train_step(model: MavorsVideoLM, optimizer, examples, batch_size: int, step: int, lr: float, seed: int) -> float:
-    """One update on a batch drawn by (seed, step): a resumed run draws the same batches."""
-    rng = np.random.default_rng([seed, step])
-    batch = [examples[i] for i in rng.choice(len(examples), size=min(batch_size, len(examples)), replace=False)]
-    for group in optimizer.param_groups:
-        group["lr"] = lr * min(1.0, (step + 1) / 10)
-    loss = model([e[0] for e in batch], [PROMPT] * len(batch), [e[1] for e in batch]).loss
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
-    optimizer.step()
-    return loss.item()
+    def parameter_groups(self, args) -> list[dict]:
+        """Every parameter, frozen ones included: a later stage unfreezes them (AdamW skips a tensor without a
+        gradient, weight decay included)."""
+        params = list(dict.fromkeys(self.model.parameters()))
+        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
+                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
+    def stage_at(self, step: int) -> str:
+        for name, steps in self.stages:
+            if step < steps:
+                return name
+            step -= steps
+        return self.stages[-1][0]
 
-def train_examples(model: MavorsVideoLM, examples, stages: dict[str, int], batch_size: int = 16, lr: float = 3e-3,
-                   seed: int = 0, progress: bool = True) -> list[float]:
-    """Train in memory (tests and benchmarks); returns the loss of every step."""
-    from tqdm.auto import tqdm
+    def micro_batches(self, run: loop.Run) -> list[loop.Micro]:
+        stage = self.stage_at(run.step)
+        if stage != self.current:
+            log.info("step %d: stage %s, trainable %s", run.step, stage, set_stage(run.unwrapped, stage))
+            self.current = stage
+        t = run.args
+        rng = np.random.default_rng([t.seed, run.step])  # a resumed run draws the same batches
+        chosen = rng.choice(len(self.train), size=min(t.batch_size, len(self.train)), replace=False)
+        batch = [self.train[i] for i in chosen]
+        return [loop.Micro(batch[i : i + t.micro_batch_size], len(batch[i : i + t.micro_batch_size]))
+                for i in range(0, len(batch), t.micro_batch_size)]
 
-    model.train()
-    losses, step = [], 0
-    for stage, steps in stages.items():
-        set_stage(model, stage)
-        optimizer = make_optimizer(model, lr, 0.0)
-        for _ in tqdm(range(steps), desc=f"video {stage}", disable=not progress, mininterval=2):
-            losses.append(train_step(model, optimizer, examples, batch_size, step, lr, seed))
-            step += 1
-    return losses
+    def loss(self, run: loop.Run, batch):
+        return run.model([e[0] for e in batch], [PROMPT] * len(batch), [e[1] for e in batch]).loss, {}
+
+    def evaluate(self, run: loop.Run) -> dict:
+        return {"temporal_order_acc": temporal_order_accuracy(run.unwrapped, self.held_out)} if self.held_out else {}
+
+    def save_model(self, run: loop.Run, folder: Path) -> None:
+        with atomic.folder(folder, overwrite=True) as tmp:
+            run.unwrapped.save(tmp)
+
+    def finish(self, run: loop.Run) -> dict:
+        return {"held_out_temporal_order_acc": (run.state["last_eval"] or {}).get("temporal_order_acc"),
+                "held_out_clips": len(self.held_out), "chance": 0.5}
 
 
 def _check_stages(stages: dict) -> None:
     for name, steps in stages.items():
         if name not in STAGES or not isinstance(steps, int) or steps < 0:
             raise ValueError(f"VideoTrainConfig.stages: {name!r}: {steps!r} must be one of {list(STAGES)} -> steps >= 0")
-
-
-def _save_checkpoint(folder: Path, model: MavorsVideoLM, optimizer, position: dict) -> None:
-    with atomic.folder(folder, overwrite=True) as tmp:
-        model.save(tmp / "model")
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-        (tmp / "position.json").write_text(json.dumps(position), encoding="utf-8")
+    if not sum(stages.values()):
+        raise ValueError("VideoTrainConfig.stages: no steps to train")
 
 
 def video_train(cfg: VideoTrainConfig) -> Path:
-    """Train (or resume) the run in `cfg.out`; returns the run folder."""
-    from tqdm.auto import tqdm
-
+    """Train (or with `resume`, continue) the run in `cfg.out`; returns the run folder."""
     _check_stages(cfg.stages)
-    torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    checkpoint = out / "checkpoint"
-    if out.exists() and cfg.overwrite:
-        import shutil
-
-        shutil.rmtree(out)
-    if (out / "model").exists() and not (checkpoint / "position.json").is_file():
-        raise FileExistsError(f"{out} holds a finished run with no checkpoint to resume from; set overwrite: true "
-                              "(--overwrite) to train it again, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    save_yaml(cfg, out / "config.yaml", "mengzi video train: the config this run used")
-    mc = cfg.model
-    train = temporal_order_examples(cfg.data, cfg.data.train_pairs, cfg.data.seed, mc.image_size, mc.fps,
-                                    mc.chunk_frames)
-    held_out = temporal_order_examples(cfg.data, cfg.data.eval_pairs, cfg.data.seed + 1, mc.image_size, mc.fps,
-                                       mc.chunk_frames)
-    metrics = MetricsLog(out / "metrics.jsonl")
-    position = {"stage": 0, "step": 0, "global_step": 0}
-    if (checkpoint / "position.json").is_file():
-        model = MavorsVideoLM.load(checkpoint / "model")
-        position = json.loads((checkpoint / "position.json").read_text(encoding="utf-8"))
-        metrics.truncate(position["global_step"])
-        log.info("resuming %s at step %d", out, position["global_step"])
-    else:
-        model = MavorsVideoLM(mc)
-        metrics.truncate(-1)
-        metrics.write({"split": "eval", "step": 0, "temporal_order_acc": temporal_order_accuracy(model, held_out)})
-    started = time.perf_counter()
-    stages = list(cfg.stages.items())
-    for stage_index in range(position["stage"], len(stages)):
-        stage, steps = stages[stage_index]
-        trainable = set_stage(model, stage)
-        model.train()
-        optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-        first = position["step"] if stage_index == position["stage"] else 0
-        if first and (checkpoint / "optimizer.pt").is_file():
-            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-        log.info("stage %s: %d steps, trainable %s", stage, steps, trainable)
-        for step in tqdm(range(first, steps), desc=f"video {stage}", initial=first, total=steps, mininterval=2):
-            global_step = position["global_step"] + 1
-            loss = train_step(model, optimizer, train, cfg.batch_size, global_step - 1, cfg.lr, mc.seed)
-            position = {"stage": stage_index, "step": step + 1, "global_step": global_step}
-            metrics.write({"split": "train", "step": global_step, "stage": stage, "loss": loss})
-            if cfg.eval_every and global_step % cfg.eval_every == 0:
-                metrics.write({"split": "eval", "step": global_step,
-                               "temporal_order_acc": temporal_order_accuracy(model, held_out)})
-            if cfg.checkpoint_every and global_step % cfg.checkpoint_every == 0:
-                _save_checkpoint(checkpoint, model, optimizer, position)
-        position = {"stage": stage_index + 1, "step": 0, "global_step": position["global_step"]}
-    accuracy = temporal_order_accuracy(model, held_out)
-    last = position["global_step"]
-    if not (cfg.eval_every and last and last % cfg.eval_every == 0):  # not logged by the loop already
-        metrics.write({"split": "eval", "step": last, "temporal_order_acc": accuracy})
-    model.save(out / "model")
-    atomic.write_text(out / "results.json", json.dumps(
-        {"held_out_temporal_order_acc": accuracy, "held_out_clips": len(held_out), "chance": 0.5,
-         "steps": position["global_step"], "seconds_this_session": round(time.perf_counter() - started, 1)},
-        ensure_ascii=False, indent=2) + "\n")
+    args = dataclasses.replace(cfg.train, max_steps=sum(cfg.stages.values()))
+    with loop.session(cfg, args, out, "mengzi video train") as accelerator:
+        mc = cfg.model
+        train = temporal_order_examples(cfg.data, cfg.data.train_pairs, cfg.data.seed, mc.image_size, mc.fps,
+                                        mc.chunk_frames)
+        held_out = temporal_order_examples(cfg.data, cfg.data.eval_pairs, cfg.data.seed + 1, mc.image_size, mc.fps,
+                                           mc.chunk_frames)
+        stage = VideoStage(MavorsVideoLM(mc), train, held_out, cfg.stages)
+        info = runfolder.RunInfo("video", task="temporal-order", model=mc.lm_preset, extra={"stages": cfg.stages})
+        loop.train(stage, args, out, accelerator, resume=cfg.resume, info=info)
     return out
+
+
+def train_examples(model: MavorsVideoLM, examples, stages: dict[str, int], batch_size: int = 16, lr: float = 3e-3,
+                   seed: int = 0, progress: bool = True) -> list[float]:
+    """Train `model` in place on ready clips through the engine (tests and benchmarks; the run folder is
+    temporary); returns the loss of every step."""
+    _check_stages(stages)
+    args = VideoTrain(max_steps=sum(stages.values()), batch_size=batch_size, micro_batch_size=batch_size, lr=lr,
+                      seed=seed, threads=0, eval_every=0, eval_at_start=False, log_every=1, save_every=10**9)
+    logger = logging.getLogger("mengzi")
+    level = logger.level
+    if not progress:
+        logger.setLevel(logging.WARNING)
+    try:
+        with tempfile.TemporaryDirectory() as out:
+            accelerator = loop.make_accelerator(args, Path(out))
+            loop.train(VideoStage(model, examples, [], stages), args, Path(out), accelerator, resume=False,
+                       info=runfolder.RunInfo("video"))
+            rows = runfolder.MetricsLog(Path(out) / "metrics.jsonl").rows()
+    finally:
+        logger.setLevel(level)
+    model.train()
+    return [r["loss"] for r in rows if r.get("split") == "train"]
+

@@ -23,5 +23,5 @@ class SentenceOrder(Objective):
         logits = step.model.cls.seq_relationship(step.encoder.pooler_output)
         labels = step.batch["sop_label"].long()
         if not (labels != -100).any():  # only single-segment examples in this batch
-            return logits.sum() * 0.0, {"acc": logits.new_zeros(())}
+            return logits.sum() * 0.0, {}  # no accuracy to average in
         return F.cross_entropy(logits.float(), labels, ignore_index=-100), {"acc": accuracy(logits, labels)}

@@ -1,4 +1,4 @@
-"""Optimisers and learning-rate schedules for pre-training: LAMB, AdamW, and the no-decay parameter split.
+"""Optimisers and learning-rate schedules for every stage: LAMB, AdamW, and the no-decay parameter split.
 
 Why this file exists: Mengzi pre-training uses large batches, where Adam's per-element step is too aggressive for
 some layers and too timid for others. LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning") rescales
@@ -148,20 +148,22 @@ def decay_groups(
 
 
 def build_optimizer(
-    model_or_named_params: nn.Module | Iterable[tuple[str, nn.Parameter]],
+    params: nn.Module | Iterable[tuple[str, nn.Parameter]] | list[dict],
     name: str = "adamw",
     lr: float = 1e-4,
     weight_decay: float = 0.01,
     betas: tuple[float, float] = (0.9, 0.999),
-    eps: float = 1e-6,
+    eps: float = 1e-8,
 ) -> torch.optim.Optimizer:
-    """An optimiser from `OPTIMIZERS` over a model (or its `named_parameters()`), without decay on biases and norms."""
+    """An optimiser from `OPTIMIZERS` over a model (or its `named_parameters()`), without decay on biases and norms;
+    or over ready parameter groups (dicts with their own `weight_decay`, maybe `lr`)."""
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}")
-    named = model_or_named_params
-    if isinstance(named, nn.Module):
-        named = named.named_parameters()
-    groups = [group for group in decay_groups(named, weight_decay) if group["params"]]
+    if isinstance(params, nn.Module):
+        params = params.named_parameters()
+    params = list(params)
+    groups = params if params and isinstance(params[0], dict) else decay_groups(params, weight_decay)
+    groups = [group for group in groups if group["params"]]
     if not groups:
         raise ValueError("no trainable parameters to optimise")
     return OPTIMIZERS[name](groups, lr=lr, betas=tuple(betas), eps=eps)
