@@ -37,10 +37,8 @@ def run_mengzi(args, task: str, max_len: int, seed: int) -> dict:
         subprocess.run(command, check=True, cwd=REPO, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL if not args.verbose else None)
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-        rows = [json.loads(x) for x in (out / "seed-0" / "metrics.jsonl").read_text().splitlines()] \
-            if (out / "seed-0" / "metrics.jsonl").is_file() else \
-            [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    by_epoch = [round(r["dev"]["accuracy"], 2) for r in rows if isinstance(r.get("dev"), dict)]
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    by_epoch = [round(r["accuracy"], 2) for r in rows if r.get("split") == "dev" and "accuracy" in r]
     return {"runner": "mengzi", "task": task, "seed": seed, "dev_by_epoch": by_epoch,
             "best": round(metrics["dev"]["accuracy"], 2), "seconds": metrics.get("train_seconds")}
 

@@ -65,4 +65,4 @@ class TrainArgs:
                 raise FieldError("report_to", f"unknown tracker {tracker!r}; choose from {list(TRACKERS)}")
             if not any(importlib.util.find_spec(p) for p in TRACKERS[tracker]):
                 raise FieldError("report_to", f"{tracker} is not installed: pip install "
-                                 + ("'mengzi[track]'" if tracker == "tensorboard" else tracker))
+                                 + ("tensorboardX" if tracker == "tensorboard" else tracker))
