@@ -138,11 +138,8 @@ class PetStage(loop.Stage):
 
 
 def pet_finetune(scorer: PromptScorer, template: str, shots: list[dict]):
-    """A copy of the BERT trained on the shots (PET) through the engine, in a temporary run folder: constant lr, no
+    """A copy of the BERT trained on the shots (PET) through the engine (`loop.train_in_place`): constant lr, no
     clipping, fp32."""
-    import tempfile
-    from pathlib import Path
-
     from mengzi.engine import runfolder
     from mengzi.engine.args import TrainArgs
 
@@ -154,9 +151,7 @@ def pet_finetune(scorer: PromptScorer, template: str, shots: list[dict]):
     args = TrainArgs(max_steps=o.pet_steps, batch_size=o.batch_size, micro_batch_size=o.batch_size, lr=o.pet_lr,
                      schedule="constant", warmup_ratio=0.0, clip_norm=0.0, mixed_precision="no", seed=o.seed,
                      log_every=max(1, o.pet_steps), save_every=10**9)
-    with tempfile.TemporaryDirectory() as out:
-        accelerator = loop.make_accelerator(args, Path(out))
-        state = loop.train(PetStage(scorer, texts, labels, model), args, Path(out), accelerator, resume=False,
-                           info=runfolder.RunInfo("pet", task=template))
+    stage = PetStage(scorer, texts, labels, model)
+    state, _ = loop.train_in_place(stage, args, runfolder.RunInfo("pet", task=template))
     log.info("PET: %d steps on %d shots", state["step"], len(shots))
     return model.eval()

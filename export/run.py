@@ -96,9 +96,9 @@ def _source(cfg: ExportConfig) -> tuple[Path, dict]:
         spec = dict(info.data) if info else {}
         if "clue" in spec:
             spec["task"] = spec.pop("clue")
-        if info and info.max_seq_len:  # how the run encoded its data, so predictions encode the same way
-            spec["train"] = {"max_seq_len": info.max_seq_len, **{k: v for k, v in info.extra.items()
-                                                                  if k in ("doc_stride", "max_answer_len")}}
+        if info:  # how the run encoded its data, so predictions encode the same way
+            spec |= {"max_seq_len": info.max_seq_len, "doc_stride": info.extra.get("doc_stride"),
+                     "max_answer_len": info.extra.get("max_answer_len")}
         return path / "model", {"run": str(path), **spec}
     return model_folder(cfg.model, None), {}
 
@@ -146,11 +146,10 @@ def export_model(cfg: ExportConfig) -> Path:
         raise ConfigError(f"--optimize/--quantize/--fp16 serve the BERT-family heads; {head.name} exports plain")
     if cfg.int8_mode == "static" and cfg.quantize and not cfg.check_data:
         raise ConfigError("static INT8 calibrates on real text: pass --check-data")
-    train = run.get("train") or {}
-    seq = cfg.max_seq_len or int(train.get("max_seq_len") or 0) or min(512, config.get("max_position_embeddings", 512))
+    seq = cfg.max_seq_len or int(run.get("max_seq_len") or 0) or min(512, config.get("max_position_embeddings", 512))
     task_info = {"name": run.get("task") or config.get("mengzi_task"), "kind": head.kind, "max_seq_len": seq,
-                 "doc_stride": int(train.get("doc_stride") or 128),
-                 "max_answer_len": int(train.get("max_answer_len") or 64),
+                 "doc_stride": int(run.get("doc_stride") or 128),
+                 "max_answer_len": int(run.get("max_answer_len") or 64),
                  "data_dir": run.get("data_dir"), "files": run.get("files") or {}, **_record_fields(run, head.kind)}
     id2label = config.get("id2label") or {}
     labels = [id2label[str(i)] for i in range(len(id2label))] if head.kind == "classification" or \

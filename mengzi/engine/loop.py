@@ -227,13 +227,19 @@ def _empty_window() -> dict:
     return {"sums": {}, "counts": {}, "samples": 0, "tokens": 0, "seconds": 0.0, "steps": 0}
 
 
+def sum_over_processes(accelerator, values: list[float]) -> list[float]:
+    """Each value summed over the processes (float64, so counts stay exact)."""
+    if accelerator.num_processes == 1:
+        return [float(v) for v in values]
+    return accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), "sum").tolist()
+
+
 def _reduce_window(accelerator, window: dict, keys: list[str]) -> dict:
     """The window summed over processes (same keys everywhere: a key a process never saw counts 0)."""
     if accelerator.num_processes == 1:
         return window
-    values = [window["samples"], window["tokens"]] + [window["sums"].get(k, 0.0) for k in keys] + [
-        window["counts"].get(k, 0) for k in keys]
-    total = accelerator.reduce(torch.tensor(values, dtype=torch.float64, device=accelerator.device), "sum").tolist()
+    total = sum_over_processes(accelerator, [window["samples"], window["tokens"]] + [
+        window["sums"].get(k, 0.0) for k in keys] + [window["counts"].get(k, 0) for k in keys])
     n = len(keys)
     return {"sums": {k: v for k, v, c in zip(keys, total[2:2 + n], total[2 + n:]) if c},
             "counts": {k: c for k, c in zip(keys, total[2 + n:]) if c}, "samples": int(total[0]),
@@ -397,7 +403,7 @@ def _log_window(run: Run, stage: Stage, metrics_log: MetricsLog, bar, keys: list
         if "loss" in row:
             bar.set_postfix(loss=f"{row['loss']:.3f}")
         if run.args.report_to:
-            accelerator.log({f"train/{k}": v for k, v in row.items() if k not in ("split", "step")}, step=row["step"])
+            accelerator.log({f"train/{k}": v for k, v in figures(row).items()}, step=row["step"])
     state["window"] = _empty_window()
 
 
@@ -445,6 +451,17 @@ def session(cfg, args: TrainArgs, out: Path, command: str, find_unused: bool = F
         accelerator.end_training()
 
 
+def train_in_place(stage: Stage, args: TrainArgs, info: RunInfo) -> tuple[dict, list[dict]]:
+    """Train `stage.model` in place with no run folder to keep (tests, benchmarks, PET inside a prediction): the
+    engine writes into a temporary folder, removed after. Returns the final state and the metrics rows."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        state = train(stage, args, out, make_accelerator(args, out), resume=False, info=info)
+        return state, MetricsLog(out / "metrics.jsonl").rows()
+
+
 def _broadcast(value, accelerator):
     if accelerator.num_processes == 1:
         return value
@@ -453,6 +470,11 @@ def _broadcast(value, accelerator):
     box = [value]
     broadcast_object_list(box, from_process=0)
     return box[0]
+
+
+def figures(row: dict | None) -> dict:
+    """A metrics row (an evaluation in `state["last_eval"]`, say) without its split and step."""
+    return {k: v for k, v in (row or {}).items() if k not in ("split", "step")}
 
 
 def summary(state: dict) -> dict:

@@ -133,14 +133,15 @@ def _lamb(param_groups, lr, betas, eps):
 
 
 def decay_groups(
-    named_params: Iterable[tuple[str, nn.Parameter]], weight_decay: float
+    named_params: Iterable[tuple[str, nn.Parameter]], weight_decay: float, frozen: bool = False
 ) -> list[dict[str, list[nn.Parameter] | float]]:
     """Two parameter groups: matrices and embeddings decay; biases and norm scales (every tensor with < 2 dims, which
     in transformer models is exactly the biases and LayerNorm/RMSNorm weights) don't; embedding tables, T5's
-    `relative_attention_bias` included, decay. Frozen and repeated (tied) parameters are skipped."""
+    `relative_attention_bias` included, decay. Repeated (tied) parameters are skipped, and frozen ones unless
+    `frozen` (a staged run that unfreezes them later; AdamW skips a tensor without a gradient)."""
     decay, no_decay, seen = [], [], set()
     for _, p in named_params:
-        if not p.requires_grad or id(p) in seen:
+        if not (p.requires_grad or frozen) or id(p) in seen:
             continue
         seen.add(id(p))
         (decay if p.ndim >= 2 else no_decay).append(p)

@@ -3,10 +3,10 @@
     result = finetune(cfg, task, {"train": ds, "dev": ds}, tests={"test.json": ds})
 
 Run folder (the contract with `mengzi clue submit` and `mengzi export`): `run.json` (task, kind, labels, how the
-data was read, max_seq_len, doc_stride; read through `mengzi.engine.runfolder.read_run`), `config.yaml`, `train.log`, `metrics.jsonl`, `metrics.json` (best dev metrics; per seed, mean,
-spread and ensemble when several seeds), `dev_predictions.jsonl`, `curves.png`, `model/` (the best checkpoint in
-plain transformers format, labels in its config), and with several seeds `seed-N/` folders of their own. Test
-predictions are returned to the caller, which writes them in its own format (CLUE: `predictions/`).
+data was read, max_seq_len, doc_stride; read through `mengzi.engine.runfolder.read_run`), `config.yaml`,
+`train.log`, `metrics.jsonl`, `metrics.json` (best dev metrics; per seed, mean, spread and ensemble when several
+seeds), `dev_predictions.jsonl`, `curves.png`, `model/` (the best checkpoint in plain transformers format, labels in
+its config), and with several seeds `seed-N/` folders of their own. Test predictions are returned to the caller, which writes them in its own format (CLUE: `predictions/`).
 """
 
 from __future__ import annotations

@@ -143,9 +143,7 @@ class PretrainStage(loop.Stage):
             for key, v in metrics.items():
                 sums[key] += float(v)
                 counts[key] += 1
-        vector = torch.tensor([sums[k] for k in keys] + [counts[k] for k in keys], dtype=torch.float64,
-                              device=accelerator.device)
-        total = accelerator.reduce(vector, "sum").tolist()
+        total = loop.sum_over_processes(accelerator, [sums[k] for k in keys] + [counts[k] for k in keys])
         run.model.train()
         n = len(keys)
         return {**{k: round(v / c, 5) for k, v, c in zip(keys, total[:n], total[n:]) if c}, "batches": n_batches}

@@ -240,7 +240,7 @@ class TextGenStage(loop.Stage):
             textdata.write_jsonl(run.out / "predictions.jsonl", self.predictions)
         state = run.state
         summary = {"task": self.cfg.task, "model": self.cfg.model,
-                   "dev": {k: v for k, v in (state["last_eval"] or {}).items() if k not in ("split", "step")}}
+                   "dev": loop.figures(state["last_eval"])}
         if state.get("start_eval"):
-            summary["dev_at_start"] = {k: v for k, v in state["start_eval"].items() if k not in ("split", "step")}
+            summary["dev_at_start"] = loop.figures(state["start_eval"])
         return summary

@@ -145,7 +145,7 @@ class OscarStage(loop.Stage):
         return metrics
 
     def finish(self, run: loop.Run) -> dict:
-        last = {k: v for k, v in (run.state["last_eval"] or {}).items() if k not in ("split", "step")}
+        last = loop.figures(run.state["last_eval"])
         results = {"task": self.cfg.task, "region_features": self.train[0].regions.source, **last}
         log.info("oscar %s: %s", self.cfg.task, results)
         return results | ({"samples": self.samples} if self.samples else {})

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ... import atomic
 from ...engine import loop, runfolder
+from ...engine.optim import decay_groups
 from .config import VideoTrain, VideoTrainConfig
 from .model import MavorsVideoLM
 from .stages import STAGES, set_stage
@@ -47,11 +47,8 @@ class VideoStage(loop.Stage):
         self.current = None
 
     def parameter_groups(self, args) -> list[dict]:
-        """Every parameter, frozen ones included: a later stage unfreezes them (AdamW skips a tensor without a
-        gradient, weight decay included)."""
-        params = list(dict.fromkeys(self.model.parameters()))
-        return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
-                {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        """Every parameter, frozen ones included: a later stage unfreezes them."""
+        return decay_groups(self.model.named_parameters(), args.weight_decay, frozen=True)
 
     def stage_at(self, step: int) -> str:
         for name, steps in self.stages:
@@ -114,8 +111,8 @@ def video_train(cfg: VideoTrainConfig) -> Path:
 
 def train_examples(model: MavorsVideoLM, examples, stages: dict[str, int], batch_size: int = 16, lr: float = 3e-3,
                    seed: int = 0, progress: bool = True) -> list[float]:
-    """Train `model` in place on ready clips through the engine (tests and benchmarks; the run folder is
-    temporary); returns the loss of every step."""
+    """Train `model` in place on ready clips through the engine (tests and benchmarks; no run folder is kept);
+    returns the loss of every step."""
     _check_stages(stages)
     args = VideoTrain(max_steps=sum(stages.values()), batch_size=batch_size, micro_batch_size=batch_size, lr=lr,
                       seed=seed, threads=0, eval_every=0, eval_at_start=False, log_every=1, save_every=10**9)
@@ -124,11 +121,7 @@ def train_examples(model: MavorsVideoLM, examples, stages: dict[str, int], batch
     if not progress:
         logger.setLevel(logging.WARNING)
     try:
-        with tempfile.TemporaryDirectory() as out:
-            accelerator = loop.make_accelerator(args, Path(out))
-            loop.train(VideoStage(model, examples, [], stages), args, Path(out), accelerator, resume=False,
-                       info=runfolder.RunInfo("video"))
-            rows = runfolder.MetricsLog(Path(out) / "metrics.jsonl").rows()
+        _, rows = loop.train_in_place(VideoStage(model, examples, [], stages), args, runfolder.RunInfo("video"))
     finally:
         logger.setLevel(level)
     model.train()
