@@ -89,11 +89,11 @@ demo: install
 	    --model $(RUN)/pretrain-bert-tiny/model --max-examples 100 --out $(RUN)/prompt-ocnli
 	# multimodal: Oscar captioning on synthetic scenes (region features from grid boxes, not a detector), the
 	# Mavors-style video LM learning temporal order, and HAIC QA on synthetic human-action clips
-	$(BIN)/mengzi oscar train --config recipes/oscar/captioning-tiny.yaml --steps 200 --train-size 512 --eval-size 20 \
-	    --save-every 100 --out $(RUN)/oscar-captioning --overwrite
+	$(BIN)/mengzi oscar train --config recipes/oscar/captioning-tiny.yaml --train.max-steps 200 --train-size 512 \
+	    --eval-size 20 --train.save-every 100 --out $(RUN)/oscar-captioning --overwrite
 	$(BIN)/mengzi oscar caption --model $(RUN)/oscar-captioning/model --synthetic 3 --fixtures --beams 2
 	$(BIN)/mengzi video train --config recipes/video/temporal-order-tiny.yaml --stages '{aggregator: 10, all: 110}' \
-	    --eval-every 60 --checkpoint-every 60 --out $(RUN)/video-temporal-order --overwrite
+	    --train.eval-every 60 --train.save-every 60 --out $(RUN)/video-temporal-order --overwrite
 	$(BIN)/mengzi haic bench --config recipes/haic/synthetic-small.yaml --out $(RUN)/haic --overwrite
 	@echo "demo finished: models, tokenizers, CLUE runs, the submission zip, ONNX exports, generation, prompting,"
 	@echo "Oscar, video and HAIC runs in $(RUN)/"
