@@ -86,7 +86,7 @@ demo: install
 	$(BIN)/mengzi generate $(RUN)/textgen-classics/model --text 话说宝玉 --do-sample --top-p 0.9 --max-new-tokens 30
 	# CLUE prompting: OCNLI zero-shot over every template with the demo's pre-trained BERT (100 dev examples)
 	$(BIN)/mengzi clue prompt ocnli --config recipes/clue-prompts/ocnli-bert-tiny.yaml \
-	    --model $(RUN)/pretrain-bert-tiny/model --max-examples 100 --out $(RUN)/prompt-ocnli
+	    --model $(RUN)/pretrain-bert-tiny/model --max-examples 100 --out $(RUN)/prompt-ocnli --overwrite
 	# multimodal: Oscar captioning on synthetic scenes (region features from grid boxes, not a detector), the
 	# Mavors-style video LM learning temporal order, and HAIC QA on synthetic human-action clips
 	$(BIN)/mengzi oscar train --config recipes/oscar/captioning-tiny.yaml --train.max-steps 200 --train-size 512 \
